@@ -1,0 +1,22 @@
+# ASan + UBSan for the asan and fuzz presets: every target links them.
+if(LOCKSTEP_SANITIZE)
+  add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+
+# Adds a libFuzzer target (clang) or, without LOCKSTEP_FUZZ, a replay executable that
+# runs the target over its seed corpus under ctest, so the targets never rot.
+function(lockstep_fuzz_target name)
+  set(corpus ${PROJECT_SOURCE_DIR}/corpus/${name})
+  if(LOCKSTEP_FUZZ)
+    add_executable(fuzz_${name} ${name}.cpp)
+    target_compile_options(fuzz_${name} PRIVATE -fsanitize=fuzzer)
+    target_link_options(fuzz_${name} PRIVATE -fsanitize=fuzzer)
+  else()
+    add_executable(fuzz_${name} ${name}.cpp replay_main.cpp)
+  endif()
+  target_link_libraries(fuzz_${name} PRIVATE lockstep_engine lockstep_warnings)
+  if(LOCKSTEP_TESTS AND NOT LOCKSTEP_FUZZ)
+    add_test(NAME fuzz_replay_${name} COMMAND fuzz_${name} ${corpus})
+  endif()
+endfunction()

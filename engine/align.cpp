@@ -1,0 +1,225 @@
+// The realigned view (DESYNC-7): pairs each reply with the slot it really answers.
+// While replies fit their slots this is plain count pairing. When a reply is impossible
+// for its slot, several explanations stay open — the reply is the slot's (wrong) reply,
+// a surplus reply, or replies for earlier slots are missing — and each later reply is
+// scored under each of them (a Viterbi search over the alignment offset). The cheapest
+// explanation is committed once it leads by a full edit, or after a bounded window.
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "engine/session_impl.hpp"
+
+namespace lockstep {
+
+namespace {
+constexpr int kEdit = 6;        // a surplus or a missing reply
+constexpr int kImpossible = 8;  // a code the slot can never get
+constexpr int kUnlisted = 1;    // a possible but unlisted code
+constexpr int kHint = 1;        // text or enhanced code points at another command
+constexpr int kAsync421 = 1;    // a 421 that answers no command (RFC 5321 §3.8)
+constexpr std::size_t kMaxMissing = 3;
+constexpr std::size_t kWindow = 24;
+}  // namespace
+
+int Session::Impl::cost(const Slot& s, const Reply& r) const {
+  const bool priv = s.cmd && !s.cmd->verb_text.empty() && (s.cmd->verb_text[0] == 'X' || s.cmd->verb_text[0] == 'x');
+  int c = 0;
+  switch (fit(s.kind, s.verb(), r.code, priv)) {
+    case Fit::listed: break;
+    case Fit::unlisted: c += kUnlisted; break;
+    case Fit::impossible: c += kImpossible; break;
+  }
+  return c + kHint * hint_mismatch(s.kind, s.verb(), r);
+}
+
+void Session::Impl::align(const std::shared_ptr<const Reply>& r) {
+  if (hyps.empty()) {
+    if (truth_next < nslots && truth_next < excused_from) {
+      Slot& s = slot(truth_next);
+      if (cost(s, *r) < kImpossible) {  // the common case: it fits
+        ++truth_next;
+        commit_pair(s, r);
+        return;
+      }
+    } else if (r->code == 421 || last_was_final) {
+      // A 421 may come with no command pending (RFC 5321 §3.8); after 221/421 the
+      // server should be silent, which the accounting reports.
+      if (r->code == 421) ++async421;
+      commit_surplus(r, false);
+      return;
+    } else {
+      commit_surplus(r, true);
+      return;
+    }
+    hyps.push_back(Hyp{truth_next, 0, {}});
+  }
+  window.push_back(r);
+  extend(r);
+  std::sort(hyps.begin(), hyps.end(), [](const Hyp& a, const Hyp& b) { return a.cost < b.cost; });
+  if (hyps.size() == 1 || hyps[1].cost - hyps[0].cost >= kEdit || window.size() >= kWindow) settle();
+}
+
+void Session::Impl::extend(const std::shared_ptr<const Reply>& r) {
+  std::vector<Hyp> next;
+  auto offer = [&](Hyp h) {
+    for (auto& x : next)
+      if (x.p == h.p) {
+        if (h.cost < x.cost) x = std::move(h);
+        return;
+      }
+    next.push_back(std::move(h));
+  };
+  for (const Hyp& h : hyps) {
+    // The reply answers the next slot.
+    if (h.p < nslots) {
+      Hyp a = h;
+      a.cost += cost(slot(h.p), *r);
+      a.ops.push_back({Op::pair, r->index, h.p});
+      a.p = h.p + 1;
+      offer(std::move(a));
+    }
+    // The reply answers nothing.
+    Hyp b = h;
+    b.cost += r->code == 421 ? kAsync421 : kEdit;
+    b.ops.push_back({Op::surplus, r->index, 0});
+    offer(std::move(b));
+    // Replies for the next k slots never came; this one answers the slot after them.
+    for (std::size_t k = 1; k <= kMaxMissing && h.p + k < nslots; ++k) {
+      Hyp c = h;
+      c.cost += static_cast<int>(k) * kEdit + cost(slot(h.p + k), *r);
+      for (std::size_t i = 0; i < k; ++i) c.ops.push_back({Op::missing, 0, h.p + i});
+      c.ops.push_back({Op::pair, r->index, h.p + k});
+      c.p = h.p + k + 1;
+      offer(std::move(c));
+    }
+  }
+  hyps = std::move(next);
+}
+
+void Session::Impl::settle() {
+  std::sort(hyps.begin(), hyps.end(), [](const Hyp& a, const Hyp& b) { return a.cost < b.cost; });
+  const Hyp best = hyps.front();
+  hyps.clear();
+  window.clear();
+  commit(best);
+}
+
+void Session::Impl::commit(const Hyp& h) {
+  bool first_edit = true;
+  std::size_t wi = 0;
+  for (const Op& op : h.ops) {
+    switch (op.kind) {
+      case Op::pair: {
+        truth_next = op.slot + 1;
+        commit_pair(slot(op.slot), rec(op.reply).r);
+        ++wi;
+        break;
+      }
+      case Op::surplus:
+        commit_surplus(rec(op.reply).r, first_edit);
+        first_edit = false;
+        ++wi;
+        break;
+      case Op::missing:
+        truth_next = op.slot + 1;
+        commit_missing(slot(op.slot), first_edit);
+        first_edit = false;
+        break;
+    }
+  }
+  truth_next = h.p;
+}
+
+void Session::Impl::commit_surplus(const std::shared_ptr<const Reply>& r, bool first_edit) {
+  ++surplus;
+  events.emplace_back(PairEvent{false, r->index, {}, r->summary(80)});
+  if (r->code == 421) {  // asynchronous shutdown: allowed with no command pending
+    last_was_final = true;
+    excused_from = std::min(excused_from, truth_next);
+    st = State::closing;
+  } else if (first_edit) {
+    // Where the surplus sits: inside a per-recipient block, or after another command.
+    const Slot* prev = truth_next > slot_base && truth_next - 1 < nslots ? &slot(truth_next - 1) : nullptr;
+    const Slot* cur = truth_next < nslots && truth_next >= slot_base ? &slot(truth_next) : nullptr;
+    const bool in_block = (cur && cur->kind == SlotKind::end_of_data) || (prev && prev->kind == SlotKind::end_of_data);
+    const Slot* block = cur && cur->kind == SlotKind::end_of_data ? cur : prev;
+    Finding* rootf;
+    if (last_was_final) {
+      rootf = &find_reply("SMTP-4.1.1.10-QUIT-221", *r,
+                          fmt::format("'{}' came after the server's final reply; after 221 (or 421) the server "
+                                      "closes and sends nothing more (RFC 5321 §4.1.1.10)",
+                                      r->summary(60)));
+    } else if (in_block && block) {
+      rootf = &find_reply("LMTP-4.2-PER-RCPT-REPLIES", *r,
+                          fmt::format("after end of data the server owes one reply per accepted recipient ({} "
+                                      "here), but '{}' is one more: a surplus reply (RFC 2033 §4.2)",
+                                      block->n, r->summary(60)),
+                          block);
+    } else {
+      rootf = &find_reply("SMTP-4.2-ONE-REPLY-PER-COMMAND", *r,
+                          fmt::format("'{}' answers no command: every command gets exactly one reply "
+                                      "(RFC 5321 §4.2)",
+                                      r->summary(60)),
+                          prev);
+    }
+    rootf->proof = opt.ordered ? Proof::order : Proof::impossible_code;
+    if (root == 0) {
+      root = rootf->id;
+      Finding& n = find_reply(
+          "DESYNC-7-REALIGN", *r,
+          fmt::format("lockstep breaks here: '{}' is the extra reply. A client that counts replies pairs it with "
+                      "{} and from then on takes every reply as the answer to the command after the one it "
+                      "belongs to: each later reply arrives one step late",
+                      r->summary(60), cur ? cur->label : std::string("its next command")));
+      n.cause = root;
+    } else {
+      rootf->cause = root;
+    }
+  }
+  if (r->index >= rec_base && r->index < rec_base + recs.size()) {
+    rec(r->index).tslot = kNone;
+    resolve(r->index);
+  }
+}
+
+void Session::Impl::commit_missing(Slot& s, bool first_edit) {
+  ++missing;
+  Finding* f;
+  if (s.kind == SlotKind::end_of_data || s.kind == SlotKind::bdat_last) {
+    f = &find("LMTP-4.2-PER-RCPT-REPLIES", Dir::server,
+              fmt::format("the server never sent the reply for {}: after end of data it owes one reply per "
+                          "accepted recipient ({} here) (RFC 2033 §4.2)",
+                          s.label, s.n));
+    Finding& g = find("DESYNC-3-PER-RCPT-COUNT", Dir::server,
+                      fmt::format("fewer per-recipient replies than accepted recipients: {} got none", s.label));
+    g.proof = Proof::count;
+    g.cause = f->id;
+  } else {
+    f = &find("SMTP-4.2-ONE-REPLY-PER-COMMAND", Dir::server,
+              fmt::format("the server never answered {}: every command gets exactly one reply (RFC 5321 §4.2, "
+                          "RFC 2920 §3.2 (9))",
+                          s.label));
+  }
+  f->command = s.label;
+  f->proof = Proof::count;
+  if (s.cmd) {
+    f->offset = s.cmd->offset;
+    f->stream = Dir::client;
+  }
+  if (first_edit && root == 0) {
+    root = f->id;
+    Finding& n = find("DESYNC-7-REALIGN", Dir::server,
+                      fmt::format("lockstep breaks here: the reply for {} is missing, so a client that counts "
+                                  "replies takes every later reply as the answer to the command before the one "
+                                  "it belongs to",
+                                  s.label));
+    n.cause = root;
+  } else if (root) {
+    f->cause = root;
+  }
+  const Trigger tr = trigger_of(s.kind, s.verb(), s.last);
+  if (tr == Trigger::end_of_data_last) st = State::ready;
+}
+
+}  // namespace lockstep

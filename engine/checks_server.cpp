@@ -1,0 +1,401 @@
+// Rules about the server's replies, applied in the realigned view: each reply is
+// judged against the command it really answers.
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "engine/session_impl.hpp"
+
+namespace lockstep {
+
+namespace {
+bool is_private(const Slot& s) {
+  return s.cmd && !s.cmd->verb_text.empty() && (s.cmd->verb_text[0] == 'X' || s.cmd->verb_text[0] == 'x');
+}
+bool mentions_too_many(const Reply& r) {
+  if (r.enhanced && r.enhanced->subject == 5 && r.enhanced->detail == 3) return true;
+  std::string t(r.first_text());
+  std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return t.find("too many recipients") != std::string::npos;
+}
+}  // namespace
+
+void Session::Impl::check_reply_syntax(const Reply& r) {
+  if (r.malformed) {
+    find_reply("SMTP-4.2-REPLY-CODE-SYNTAX", r,
+               "a reply line does not start with a three-digit code followed by '-', SP or the line end "
+               "(RFC 5321 §4.2)");
+  } else if (r.code / 100 < 2 || r.code / 100 > 5 || (r.code / 10) % 10 > 5) {
+    find_reply("SMTP-4.2-REPLY-CODE-SYNTAX", r,
+               fmt::format("reply code {} is outside the grammar: first digit 2-5, second 0-5 (RFC 5321 §4.2)", r.code));
+  }
+  if (r.bare_lf)
+    find_reply("SMTP-2.3.8-CRLF-ONLY", r, "a reply line ends in a bare LF instead of CRLF (RFC 5321 §2.3.8)");
+  if (r.code_changed) {
+    Finding& f = find_reply("SMTP-4.2.1-MULTILINE-SAME-CODE", r,
+                            "the lines of one multi-line reply carry different codes (RFC 5321 §4.2.1)");
+    Finding& g = find_reply("DESYNC-4-MULTILINE-SPLICE", r,
+                            "a continuation line changes the reply code: either the server broke the same-code "
+                            "rule or two replies were spliced together; the stream is suspect from here");
+    g.cause = f.id;
+  }
+  if (r.bare_code && r.code > 0) {
+    Finding& f = find_reply("SMTP-4.2.1-SP-AFTER-CODE", r,
+                            "the last line of the reply is a bare code without SP (RFC 5321 §4.2.1: servers SHOULD "
+                            "send the SP)");
+    f.severity = Severity::warning;
+  }
+  if (r.long_line)
+    find_reply("SMTP-4.5.3.1.5-REPLY-LINE-512", r,
+               "a reply line is longer than 512 octets including its CRLF (RFC 5321 §4.5.3.1.5)");
+  bool bad_text = r.bare_cr;
+  bool non_ascii = false;
+  for (const auto& line : r.lines)
+    for (std::size_t i = std::min<std::size_t>(4, line.size()); i < line.size(); ++i) {
+      const auto c = static_cast<unsigned char>(line[i]);
+      if (c >= 0x80) non_ascii = true;
+      else if (c != '\t' && (c < 32 || c == 127)) bad_text = true;
+    }
+  if (bad_text)
+    find_reply("SMTP-4.2-REPLY-LINE-GRAMMAR", r,
+               "reply text holds control characters; it may hold only HT, SP and printable US-ASCII (RFC 5321 §4.2)");
+  if (non_ascii)
+    find_reply("SMTPUTF8-3.7.4.2-ASCII-REPLIES", r,
+               "reply text holds non-ASCII octets (RFC 6531 §3.7.4.2, RFC 5321 §4.2)");
+}
+
+void Session::Impl::check_capabilities(const Reply& r) {
+  const Capabilities& c = tcaps;
+  if (c.greeting_domain_bad)
+    find_reply("SMTP-4.1.1.1-EHLO-RESPONSE-SYNTAX", r,
+               "the first line of the LHLO reply must carry the server's domain (RFC 5321 §4.1.1.1)");
+  for (const auto& k : c.keywords) {
+    if (k.bad_syntax)
+      find_reply("SMTP-4.1.1.1-EHLO-RESPONSE-SYNTAX", r,
+                 fmt::format("capability line '{}' is not ehlo-keyword *(SP ehlo-param) (RFC 5321 §4.1.1.1)",
+                             escape_bytes(k.name, 40)));
+    auto no_param = [&](std::string_view name, std::string_view rid, std::string_view rfc) {
+      if (iequals(k.name, name) && !k.params.empty())
+        find_reply(rid, r, fmt::format("the {} keyword takes no parameter ({})", name, rfc));
+    };
+    no_param("ENHANCEDSTATUSCODES", "ESC-3-KEYWORD-NO-PARAM", "RFC 2034 §3");
+    no_param("8BITMIME", "8BITMIME-2-KEYWORD-NO-PARAM", "RFC 6152 §2");
+    no_param("SMTPUTF8", "SMTPUTF8-3.1-KEYWORD-NO-PARAM", "RFC 6531 §3.1");
+    no_param("DSN", "DSN-2-KEYWORD-NO-PARAM", "RFC 3461 §2");
+    if (iequals(k.name, "SIZE") && !k.params.empty()) {
+      const std::string& p = k.params[0];
+      const bool digits = !p.empty() && std::all_of(p.begin(), p.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+      if (!digits || k.params.size() > 1)
+        find_reply("SIZE-3-KEYWORD-PARAM", r, "the SIZE keyword's parameter must be a decimal number (RFC 1870 §3)");
+    }
+  }
+  if (!c.pipelining)
+    find_reply("LMTP-5-MUST-PIPELINING", r,
+               "the LHLO reply does not advertise PIPELINING, which every LMTP server must implement (RFC 2033 §5)");
+  if (!c.enhanced_codes)
+    find_reply("LMTP-5-MUST-ENHANCEDSTATUSCODES", r,
+               "the LHLO reply does not advertise ENHANCEDSTATUSCODES, which every LMTP server must implement "
+               "(RFC 2033 §5)");
+  if (!c.eightbit)
+    find_reply("LMTP-5-SHOULD-8BITMIME", r, "the LHLO reply does not advertise 8BITMIME (RFC 2033 §5: SHOULD)");
+  if (c.smtputf8 && !c.eightbit)
+    find_reply("SMTPUTF8-3.1-NEEDS-8BITMIME", r, "SMTPUTF8 is advertised without 8BITMIME (RFC 6531 §3.1)");
+  if (c.binarymime && !c.chunking)
+    find_reply("CHUNK-3-BINARYMIME-NEEDS-CHUNKING", r, "BINARYMIME is advertised without CHUNKING (RFC 3030 §3)");
+}
+
+void Session::Impl::commit_pair(Slot& s, const std::shared_ptr<const Reply>& rp) {
+  const Reply& r = *rp;
+  events.emplace_back(PairEvent{false, r.index, s.label, r.summary(80)});
+  const State before = st;
+  check_pair(s, r, before);
+
+  // Effects in the realigned view.
+  const int code = r.code;
+  const bool pos = code / 100 == 2;
+  last_was_final = code == 221 || code == 421;
+  if (code == 421) excused_from = std::min(excused_from, truth_next);
+  if (s.kind == SlotKind::command) {
+    switch (s.verb()) {
+      case Verb::lhlo:
+        if (code == 250) {
+          tcaps = parse_capabilities(r);
+          check_capabilities(r);
+        }
+        if (pos) t_rcpts.clear();
+        break;
+      case Verb::mail:
+        if (pos) {
+          t_rcpts.clear();
+          t_rcpt_total = 0;
+          const Param* body = s.cmd->param("BODY");
+          t_mail_body8 = body && (iequals(body->value, "8BITMIME") || iequals(body->value, "BINARYMIME"));
+          t_mail_binary = body && iequals(body->value, "BINARYMIME");
+        }
+        break;
+      case Verb::rcpt:
+        ++t_rcpt_total;
+        if (pos) t_rcpts.push_back(s.cmd->path);
+        break;
+      case Verb::rset:
+        if (pos) t_rcpts.clear();
+        break;
+      default:
+        break;
+    }
+  }
+  const State after = transition(before, trigger_of(s.kind, s.verb(), s.last), outcome_of(code));
+  if (after == State::ready && (s.kind == SlotKind::end_of_data || s.kind == SlotKind::bdat_last)) t_rcpts.clear();
+  if (after != before) {
+    st = after;
+    events.emplace_back(StateEvent{std::string(to_string(before)), std::string(to_string(after)), r.time});
+  }
+  if (r.index >= rec_base && r.index < rec_base + recs.size()) {
+    rec(r.index).tslot = static_cast<std::int64_t>(s.index);
+    resolve(r.index);
+  }
+}
+
+void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
+  const int code = r.code;
+  const int cls = code / 100;
+  const Verb v = s.verb();
+  const Fit f = fit(s.kind, v, code, is_private(s));
+  const bool cmd = s.kind == SlotKind::command;
+  const bool per_rcpt = s.kind == SlotKind::end_of_data || s.kind == SlotKind::bdat_last;
+
+  // The code must fit the command (RFC 5321 §4.3.1/§4.3.2).
+  if (f == Fit::impossible) {
+    std::string_view specific;
+    if (per_rcpt) specific = "LMTP-4.2-PER-RCPT-CODES";
+    else if (v == Verb::rset) specific = "SMTP-4.1.1.5-RSET-250";
+    else if (v == Verb::noop) specific = "SMTP-4.1.1.9-NOOP-250";
+    else if (v == Verb::quit) specific = "SMTP-4.1.1.10-QUIT-221";
+    else if ((v == Verb::helo || v == Verb::ehlo) && cls == 2) specific = "LMTP-4.1-HELO-EHLO-NOT-2XX";
+    const std::string why(why_impossible(s.kind, v, code));
+    if (!specific.empty())
+      find_reply(specific, r, fmt::format("{} got '{}': {}", s.label, r.summary(60), why), &s);
+    if (code > 0)
+      find_reply("SMTP-4.3.1-SEQUENCE-PRESERVED", r,
+                 fmt::format("{} got '{}', which contradicts the command/reply sequence: {}", s.label,
+                             r.summary(60), why),
+                 &s);
+  } else if (f == Fit::unlisted) {
+    find_reply(per_rcpt ? "LMTP-4.2-PER-RCPT-CODES" : "SMTP-4.3.2-REPLY-IN-TABLE", r,
+               fmt::format("{} got {}, a code RFC 5321 §4.3.2 does not list for it", s.label, code), &s)
+        .severity = Severity::warning;
+  }
+
+  // Enhanced status codes (RFC 2034), once the server advertised them. The greeting
+  // and the LHLO reply are exempt, and so are 3yz replies.
+  const bool exempt = s.kind == SlotKind::greeting || (cmd && (v == Verb::lhlo || v == Verb::helo || v == Verb::ehlo));
+  if (tcaps.known && tcaps.enhanced_codes && !exempt && code > 0 && cls != 3) {
+    if (!r.enhanced) {
+      find_reply("ESC-4-REQUIRED-ON-2-4-5", r,
+                 fmt::format("'{}' has no enhanced status code; with ENHANCEDSTATUSCODES every 2yz/4yz/5yz reply "
+                             "carries one (RFC 2034 §4)",
+                             r.summary(60)),
+                 &s);
+    } else {
+      const EnhancedCode& e = *r.enhanced;
+      if (e.cls != cls)
+        find_reply("ESC-4-CLASS-MATCH", r,
+                   fmt::format("enhanced code {} does not agree with reply code {} (RFC 2034 §4)", e.str(), code), &s);
+      if (e.leading_zero)
+        find_reply("ESCODE-2-SYNTAX", r, "an enhanced status sub-code has a leading zero (RFC 3463 §2)", &s);
+      if (!e.followed_by_space && r.first_text().size() > e.str().size())
+        find_reply("ESC-3-FOLLOWED-BY-SPACE", r, "the enhanced status code is not followed by a space (RFC 2034 §3)", &s);
+      if (e.subject > 7 || (e.subject == 0 && e.detail != 0))
+        find_reply("ESCODE-2-REGISTERED-ONLY", r,
+                   fmt::format("enhanced code {} is not a registered status code (RFC 3463 §2)", e.str()), &s);
+      for (std::size_t i = 1; i < r.lines.size(); ++i) {
+        const auto rl = parse_reply_line(r.lines[i]);
+        const auto e2 = parse_enhanced(rl.text);
+        if (!e2 || e2->str() != e.str()) {
+          find_reply("ESC-4-MULTILINE-SAME-CODE", r,
+                     "every line of a multi-line reply must start with the same enhanced status code (RFC 2034 §4)", &s);
+          break;
+        }
+      }
+    }
+  }
+
+  if (s.kind == SlotKind::greeting) {
+    if (code == 220 || code == 554) {
+      const std::string_view t = r.first_text();
+      if (t.empty() || t.front() == ' ')
+        find_reply("SMTP-4.2-GREETING-SYNTAX", r, "the greeting must name the server's domain first (RFC 5321 §4.2)");
+    }
+    return;
+  }
+  if (per_rcpt) {
+    // RFC 2033 §4.2: reply k reports on the k-th accepted recipient. A text naming
+    // another accepted recipient hints at the wrong order.
+    const std::string_view t = r.first_text();
+    const auto lt = t.find('<');
+    const auto gt = lt == std::string_view::npos ? lt : t.find('>', lt);
+    if (gt != std::string_view::npos) {
+      const std::string_view named = t.substr(lt + 1, gt - lt - 1);
+      if (named.find('@') != std::string_view::npos && !iequals(named, s.rcpt))
+        find_reply("LMTP-4.2-PER-RCPT-ORDER", r,
+                   fmt::format("{} names <{}>, but reply {} belongs to <{}> (RFC 2033 §4.2: in RCPT order)", s.label,
+                               escape_bytes(named, 60), s.k, s.rcpt),
+                   &s)
+            .severity = Severity::warning;
+    }
+    // SIZE: no 552 after end of data when the content is within the declared size.
+    if (code == 552 && s.kind == SlotKind::end_of_data && s.content_size > 0 && s.content_size < 65536)
+      find_reply("SMTP-4.5.3.1.7-MESSAGE-64K", r,
+                 fmt::format("content of {} octets was refused for size; servers must accept at least 64K "
+                             "(RFC 5321 §4.5.3.1.7)",
+                             s.content_size),
+                 &s);
+    if (tcaps.size_limit && code / 100 == 2 && s.content_size > *tcaps.size_limit)
+      find_reply("SIZE-4-552-OVER-LIMIT", r,
+                 fmt::format("the server accepted {} octets though it advertised SIZE {} (RFC 1870 §4)",
+                             s.content_size, *tcaps.size_limit),
+                 &s);
+    return;
+  }
+  if (!cmd) return;
+  const Command& c = *s.cmd;
+  const bool well_formed = !c.syntax.bad_path && !c.syntax.space_around_colon && !c.syntax.args_not_allowed &&
+                           !c.syntax.non_ascii && !c.bare_lf && !c.truncated && c.length <= 512;
+
+  // A reply to a line the client ended with bare LF: the server recognised a foreign
+  // terminator (RFC 5321 §2.3.8, §4.1.1.4). Needs the order of both streams.
+  if (c.bare_lf && opt.ordered && code > 0 && code != 500 && code != 421 && cls != 5)
+    find_reply("SMTP-4.1.1.4-NO-LF-ONLY-LINES", r,
+               fmt::format("the server answered '{}', a line the client ended with bare LF; servers must not accept "
+                           "LF-only lines (RFC 5321 §4.1.1.4)",
+                           c.label()),
+               &s);
+
+  const bool required = v == Verb::lhlo || v == Verb::mail || v == Verb::rcpt || v == Verb::data ||
+                        v == Verb::rset || v == Verb::noop || v == Verb::quit || v == Verb::vrfy;
+  if (code == 500 && required && well_formed)
+    find_reply("SMTP-4.3.2-NO-500-FOR-REQUIRED", r,
+               fmt::format("'{}' is a required command, well formed, and got 500 'not recognised' "
+                           "(RFC 5321 §4.3.2)",
+                           c.label()),
+               &s);
+  if ((code == 500 || code == 502) && tcaps.known) {
+    const bool advertised = (v == Verb::bdat && tcaps.chunking) || (v == Verb::starttls && tcaps.starttls) ||
+                            (v == Verb::auth && tcaps.auth) || (v == Verb::expn && tcaps.has("EXPN")) ||
+                            (v == Verb::help && tcaps.has("HELP"));
+    if (advertised && well_formed)
+      find_reply("SMTP-4.2.4-NO-ADVERTISED-502", r,
+                 fmt::format("{} was advertised in the LHLO reply but got {} (RFC 5321 §4.2.4)", to_string(v), code), &s);
+  }
+  if (c.syntax.args_not_allowed && code != 501 && code != 421 && cls != 5)
+    find_reply("SMTP-4.1.1-NO-ARGS-RSET-DATA-QUIT", r,
+               fmt::format("'{}' carries arguments it does not allow; the server should answer 501 (RFC 5321 §4.3.2)",
+                           c.label()),
+               &s)
+        .severity = Severity::warning;
+
+  switch (v) {
+    case Verb::helo:
+    case Verb::ehlo:
+      if (code != 500 && cls != 2)
+        find_reply("LMTP-4.1-HELO-EHLO-500", r,
+                   fmt::format("{} is not an LMTP command; 500 is the recommended reply (RFC 2033 §4.1)", to_string(v)), &s);
+      break;
+    case Verb::lhlo:
+      if (cls == 5 && !(code == 500 || code == 501 || code == 502 || code == 504 || code == 550 || code == 530))
+        find_reply("SMTP-4.1.4-EHLO-FAILURE-CODES", r,
+                   fmt::format("a refused LHLO gets 501, 500, 502 or 550, not {} (RFC 5321 §4.1.4)", code), &s);
+      break;
+    case Verb::mail:
+      if (cls == 2 && (before == State::mail || before == State::rcpt))
+        find_reply("SMTP-4.1.4-OUT-OF-ORDER-503", r,
+                   "the server accepted MAIL inside an open transaction; it must answer 503 (RFC 5321 §4.1.4)", &s);
+      if (cls == 2 && (c.syntax.bad_path || c.syntax.space_around_colon))
+        find_reply("SMTP-4.1.4-BAD-MAIL-ARG-501", r,
+                   fmt::format("'{}' has a malformed argument but was accepted; it must get 501 (RFC 5321 §4.1.4)",
+                               c.label()),
+                   &s);
+      if (tcaps.size_limit) {
+        if (const Param* p = c.param("SIZE"); p && cls == 2) {
+          std::uint64_t n = 0;
+          try { n = std::stoull(p->value); } catch (...) { n = 0; }
+          if (n > *tcaps.size_limit)
+            find_reply("SIZE-4-552-OVER-LIMIT", r,
+                       fmt::format("MAIL declares SIZE={} above the advertised limit {} but was accepted; it must "
+                                   "get 552 (RFC 1870 §4, §6.1)",
+                                   n, *tcaps.size_limit),
+                       &s);
+        }
+      }
+      if (tcaps.size && c.count_param("SIZE") == 1 && (code == 555 || code == 501) && well_formed) {
+        const Param* p = c.param("SIZE");
+        if (p && !p->value.empty() && std::all_of(p->value.begin(), p->value.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+          find_reply("SIZE-7-MUST-ACCEPT-EXTENDED-MAIL", r,
+                     "a server that advertises SIZE must accept a well-formed SIZE= parameter (RFC 1870 §7)", &s);
+      }
+      if (tcaps.dsn && (c.count_param("RET") > 1 || c.count_param("ENVID") > 1) && code != 501)
+        find_reply("DSN-5.1-INVALID-501", r, "a repeated RET or ENVID must get 501 (RFC 3461 §5.1)", &s);
+      break;
+    case Verb::rcpt:
+      if (cls == 2 && (before == State::ready || before == State::greeted))
+        find_reply("SMTP-3.3-RCPT-WITHOUT-MAIL-503", r,
+                   "the server accepted RCPT with no open transaction; it must answer 503 (RFC 5321 §3.3, §4.1.4)", &s);
+      if ((code == 452 || code == 552) && mentions_too_many(r) && t_rcpts.size() < 100)
+        find_reply("SMTP-4.5.3.1.8-100-RECIPIENTS", r,
+                   fmt::format("'too many recipients' after only {} accepted; servers must take 100 "
+                               "(RFC 5321 §4.5.3.1.8)",
+                               t_rcpts.size()),
+                   &s);
+      if (code == 552 && mentions_too_many(r))
+        find_reply("SMTP-4.5.3.1.10-TOO-MANY-452", r,
+                   "too many recipients should be 452; a 552 is allowed only for a policy limit (RFC 5321 §4.5.3.1.10)",
+                   &s)
+            .severity = Severity::note;
+      break;
+    case Verb::data: {
+      const std::size_t n = t_rcpts.size();
+      const bool unknown = before == State::unknown;
+      if (n == 0 && !unknown && code != 503 && code != 421 && !(cls == 5 && code != 554 && !well_formed))
+        find_reply("LMTP-4.2-DATA-NO-RCPT-503", r,
+                   fmt::format("no RCPT was accepted, so DATA must fail with 503, not {} (RFC 2033 §4.2)", code), &s);
+      if (n > 0 && (code == 503 || code == 554) && before == State::rcpt)
+        find_reply("PIPE-3.2-DATA-POSITIVE-IFF-RCPT", r,
+                   fmt::format("{} recipient(s) were accepted, yet DATA got {} (RFC 2920 §3.2 (3))", n, code), &s);
+      if (code == 354 && t_mail_binary)
+        find_reply("CHUNK-3-BINARYMIME-NO-DATA-503", r,
+                   "DATA after MAIL with BODY=BINARYMIME must get 503 (RFC 3030 §3)", &s);
+      if (code == 354 && before == State::bdat)
+        find_reply("CHUNK-2-NO-DATA-AFTER-BDAT", r,
+                   "DATA after BDAT in the same transaction must get 503 (RFC 3030 §2)", &s);
+      break;
+    }
+    case Verb::bdat:
+      if (before == State::ready && !c.bdat_last && cls == 2 && t_last_bdat)
+        find_reply("CHUNK-2-BDAT-AFTER-LAST-503", r, "a BDAT after BDAT LAST must get 503 (RFC 3030 §2)", &s);
+      if (c.bdat_last == false && cls == 2 && code != 250)
+        find_reply("CHUNK-2-250-PER-CHUNK", r, "a successful BDAT chunk gets 250 (RFC 3030 §2)", &s);
+      break;
+    case Verb::noop:
+    case Verb::rset:
+    case Verb::vrfy:
+    case Verb::help:
+    case Verb::expn:
+      if (code == 503 && (before == State::greeted || before == State::connecting))
+        find_reply("SMTP-4.1.4-NONMAIL-ANYTIME", r,
+                   fmt::format("{} should be processed before LHLO too, not refused with 503 (RFC 5321 §4.1.4)",
+                               to_string(v)),
+                   &s);
+      if (v == Verb::vrfy && (cls == 2 || code == 551) && code != 252) {
+        const std::string_view t = r.first_text();
+        if (t.find('<') == std::string_view::npos || t.find('@') == std::string_view::npos)
+          find_reply("SMTP-3.5.2-VRFY-MAILBOX", r, "a positive VRFY reply must name the mailbox as <local@domain> "
+                                                   "(RFC 5321 §3.5.2)",
+                     &s);
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+}  // namespace lockstep

@@ -1,0 +1,175 @@
+#include "engine/command.hpp"
+
+#include <array>
+#include <utility>
+
+namespace lockstep {
+
+namespace {
+constexpr std::array<std::pair<std::string_view, Verb>, 17> kVerbs{{
+    {"LHLO", Verb::lhlo}, {"HELO", Verb::helo}, {"EHLO", Verb::ehlo}, {"MAIL", Verb::mail},
+    {"RCPT", Verb::rcpt}, {"DATA", Verb::data}, {"BDAT", Verb::bdat}, {"RSET", Verb::rset},
+    {"NOOP", Verb::noop}, {"QUIT", Verb::quit}, {"VRFY", Verb::vrfy}, {"EXPN", Verb::expn},
+    {"HELP", Verb::help}, {"STARTTLS", Verb::starttls}, {"AUTH", Verb::auth},
+    {"TURN", Verb::turn}, {"ETRN", Verb::etrn},
+}};
+
+char upper(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c; }
+
+bool istarts_with(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+void parse_params(std::string_view rest, Command& c);
+
+// Splits "<path> P1=V1 P2" after MAIL FROM: / RCPT TO:.
+void parse_path_and_params(std::string_view rest, Command& c) {
+  if (!rest.empty() && rest.front() == ' ') {
+    c.syntax.space_around_colon = true;
+    while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+  }
+  if (rest.empty() || rest.front() != '<') {
+    c.syntax.bad_path = true;
+    const auto sp = rest.find(' ');
+    c.path = std::string(rest.substr(0, sp));
+    rest = sp == std::string_view::npos ? std::string_view{} : rest.substr(sp);
+  } else {
+    // A quoted local part may hold '>' or spaces: skip over quoted strings.
+    std::size_t i = 1;
+    bool quoted = false;
+    for (; i < rest.size(); ++i) {
+      if (rest[i] == '\\' && quoted) { ++i; continue; }
+      if (rest[i] == '"') quoted = !quoted;
+      else if (rest[i] == '>' && !quoted) break;
+    }
+    if (i >= rest.size()) {
+      c.syntax.bad_path = true;
+      c.path = std::string(rest.substr(1));
+      return;
+    }
+    c.path = std::string(rest.substr(1, i - 1));
+    rest = rest.substr(i + 1);
+  }
+  parse_params(rest, c);
+}
+
+void parse_params(std::string_view rest, Command& c) {
+  while (!rest.empty()) {
+    while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+    if (rest.empty()) break;
+    const auto sp = rest.find(' ');
+    const std::string_view tok = rest.substr(0, sp);
+    rest = sp == std::string_view::npos ? std::string_view{} : rest.substr(sp);
+    Param p;
+    const auto eq = tok.find('=');
+    p.key = std::string(tok.substr(0, eq));
+    if (eq != std::string_view::npos) {
+      p.has_value = true;
+      p.value = std::string(tok.substr(eq + 1));
+    }
+    c.params.push_back(std::move(p));
+  }
+}
+}  // namespace
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (upper(a[i]) != upper(b[i])) return false;
+  return true;
+}
+
+std::string_view to_string(Verb v) {
+  if (v == Verb::unknown) return "unknown";
+  for (const auto& [name, verb] : kVerbs)
+    if (verb == v) return name;
+  return "?";
+}
+
+const Param* Command::param(std::string_view key) const {
+  for (const auto& p : params)
+    if (iequals(p.key, key)) return &p;
+  return nullptr;
+}
+
+std::size_t Command::count_param(std::string_view key) const {
+  std::size_t n = 0;
+  for (const auto& p : params) n += iequals(p.key, key) ? 1 : 0;
+  return n;
+}
+
+std::string Command::label(std::size_t max) const {
+  std::string s = line;
+  for (char& ch : s)
+    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
+  if (s.size() > max) s = s.substr(0, max) + "...";
+  return s;
+}
+
+Command parse_command(std::string_view line) {
+  Command c;
+  c.line = std::string(line.substr(0, 1024));
+  for (char ch : line)
+    if (static_cast<unsigned char>(ch) >= 0x80) { c.syntax.non_ascii = true; break; }
+  const auto sp = line.find(' ');
+  const std::string_view verb = line.substr(0, sp);
+  c.verb_text = std::string(verb.substr(0, 32));
+  c.arg = sp == std::string_view::npos ? std::string() : std::string(line.substr(sp + 1, 1024));
+  for (const auto& [name, v] : kVerbs)
+    if (iequals(verb, name)) { c.verb = v; break; }
+  const std::string_view arg = c.arg;
+
+  switch (c.verb) {
+    case Verb::mail:
+    case Verb::rcpt: {
+      const std::string_view kw = c.verb == Verb::mail ? "FROM" : "TO";
+      std::string_view rest = arg;
+      if (!istarts_with(rest, kw)) { c.syntax.bad_path = true; break; }
+      rest.remove_prefix(kw.size());
+      if (!rest.empty() && rest.front() == ' ') {  // "FROM :<a>"
+        c.syntax.space_around_colon = true;
+        while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+      }
+      if (rest.empty() || rest.front() != ':') { c.syntax.bad_path = true; break; }
+      rest.remove_prefix(1);
+      parse_path_and_params(rest, c);
+      break;
+    }
+    case Verb::rset:
+    case Verb::data:
+    case Verb::quit:
+      if (!arg.empty()) c.syntax.args_not_allowed = true;
+      break;
+    case Verb::bdat: {
+      // "BDAT" SP chunk-size [SP "LAST"] (RFC 3030 §2)
+      std::string_view rest = arg;
+      std::size_t i = 0;
+      std::uint64_t n = 0;
+      bool overflow = false;
+      while (i < rest.size() && rest[i] >= '0' && rest[i] <= '9') {
+        if (n > (UINT64_MAX - 9) / 10) overflow = true;
+        n = n * 10 + static_cast<std::uint64_t>(rest[i] - '0');
+        ++i;
+      }
+      if (i == 0 || overflow) { c.syntax.bad_bdat = true; break; }
+      c.bdat_size = n;
+      rest.remove_prefix(i);
+      if (rest.empty()) break;
+      if (iequals(rest, " LAST")) c.bdat_last = true;
+      else c.syntax.bad_bdat = true;
+      break;
+    }
+    case Verb::vrfy:
+    case Verb::expn: {
+      const auto s2 = arg.find(' ');
+      c.path = std::string(arg.substr(0, s2));
+      if (s2 != std::string_view::npos) parse_params(arg.substr(s2), c);
+      break;
+    }
+    default:
+      break;
+  }
+  return c;
+}
+
+}  // namespace lockstep

@@ -1,0 +1,64 @@
+#pragma once
+// Client commands: verb, path and ESMTP parameters (RFC 5321 §4.1, RFC 1870, 3030,
+// 3461, 4954, 6152, 6531).
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/types.hpp"
+
+namespace lockstep {
+
+enum class Verb : std::uint8_t {
+  unknown, lhlo, helo, ehlo, mail, rcpt, data, bdat, rset, noop, quit, vrfy, expn, help,
+  starttls, auth, turn, etrn
+};
+std::string_view to_string(Verb v);
+
+struct Param {
+  std::string key;    // as sent
+  std::string value;  // empty when there is no "="
+  bool has_value = false;
+};
+
+// What is wrong with a command line's syntax, for the client-side findings.
+struct CommandSyntax {
+  bool space_around_colon = false;  // "MAIL FROM: <a>" (SMTP-3.3-NO-SPACE-AROUND-COLON)
+  bool bad_path = false;            // no <...> path where one is required
+  bool args_not_allowed = false;    // RSET/DATA/QUIT with arguments
+  bool non_ascii = false;           // octets >= 0x80 on the line
+  bool bad_bdat = false;            // BDAT without a valid size
+};
+
+struct Command {
+  std::uint32_t index = 0;      // 0-based position among the session's commands
+  Verb verb = Verb::unknown;
+  std::string line;             // the line without CRLF (capped)
+  std::string verb_text;
+  std::string arg;              // everything after the verb
+  std::string path;             // MAIL/RCPT path without <>, VRFY/EXPN argument
+  std::vector<Param> params;
+  std::uint64_t bdat_size = 0;  // BDAT chunk size
+  bool bdat_last = false;
+  CommandSyntax syntax;
+  std::uint64_t offset = 0, length = 0;  // in the client stream
+  Time time = 0;
+  bool bare_lf = false;         // the line ended in LF alone
+  bool bare_cr = false;
+  bool truncated = false;
+
+  // Returns the first parameter with this key (any case), or nullptr.
+  const Param* param(std::string_view key) const;
+  std::size_t count_param(std::string_view key) const;
+  // "RCPT TO:<bob@lab.test>", shortened to `max` characters.
+  std::string label(std::size_t max = 60) const;
+};
+
+// Parses one command line (without its terminator). Never fails: oddities are
+// recorded in `syntax` and an unrecognised verb gives Verb::unknown.
+Command parse_command(std::string_view line);
+
+bool iequals(std::string_view a, std::string_view b);
+
+}  // namespace lockstep

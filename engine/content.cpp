@@ -1,0 +1,177 @@
+#include "engine/content.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace lockstep {
+
+namespace {
+constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
+constexpr std::uint64_t kHigh = 0x8080808080808080ULL;
+inline bool has_zero(std::uint64_t w) { return ((w - kOnes) & ~w & kHigh) != 0; }
+
+struct Scan {
+  bool nul = false, high = false;
+};
+// One pass over `s` for NUL and high-bit octets, a word at a time.
+Scan scan_bytes(std::string_view s) {
+  Scan r;
+  std::size_t i = 0;
+  std::uint64_t hi = 0;
+  bool z = false;
+  for (; i + 8 <= s.size(); i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, s.data() + i, 8);
+    hi |= w;
+    z |= has_zero(w);
+  }
+  for (; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    hi |= c;
+    z |= c == 0;
+  }
+  r.high = (hi & kHigh) != 0;
+  r.nul = z;
+  return r;
+}
+
+struct Pattern {
+  std::uint8_t t1, t2;  // tokens around the dot
+  std::string_view name, bytes;
+};
+// RFC 5321 §2.3.8 / §4.1.1.4 and the smtpsmug list: [T1 "." T2] with a bare CR or LF.
+constexpr Pattern kPatterns[] = {
+    {2, 2, "lflf", "<LF>.<LF>"},       {1, 1, "crcr", "<CR>.<CR>"},
+    {1, 2, "crlf", "<CR>.<LF>"},       {2, 1, "lfcr", "<LF>.<CR>"},
+    {2, 0, "lfcrlf", "<LF>.<CR><LF>"}, {0, 2, "crlflf", "<CR><LF>.<LF>"},
+    {1, 0, "crcrlf", "<CR>.<CR><LF>"}, {0, 1, "crlfcr", "<CR><LF>.<CR>"},
+};
+}  // namespace
+
+void ContentScanner::start(std::uint64_t stream_offset) {
+  rep_ = ContentReport{};
+  rep_.start = stream_offset;
+  off_ = stream_offset;
+  line_len_ = 0;
+  prev_crlf_ = true;
+  pending_cr_ = false;
+  hist_ = {other, other, other, crlf};  // content starts as if after a CRLF
+  hist_off_ = {};
+}
+
+void ContentScanner::push(Tok t, std::uint64_t off) {
+  std::rotate(hist_.begin(), hist_.begin() + 1, hist_.end());
+  std::rotate(hist_off_.begin(), hist_off_.begin() + 1, hist_off_.end());
+  hist_[3] = t;
+  hist_off_[3] = off;
+  auto note = [&](std::string_view name, std::string_view bytes, std::uint64_t at) {
+    if (rep_.smuggling.size() < ContentReport::kMaxSmuggles) rep_.smuggling.push_back({name, bytes, at});
+  };
+  if (hist_[2] == dot && hist_[1] <= lf && t <= lf && !(hist_[1] == crlf && t == crlf)) {
+    for (const auto& p : kPatterns)
+      if (p.t1 == hist_[1] && p.t2 == t) note(p.name, p.bytes, hist_off_[1]);
+  }
+  if (hist_[0] == crlf && hist_[1] == nul && hist_[2] == dot && t == crlf)
+    note("nullbefore", "<CR><LF><NUL>.<CR><LF>", hist_off_[0]);
+  if (hist_[0] == crlf && hist_[1] == dot && hist_[2] == nul && t == crlf)
+    note("nullafter", "<CR><LF>.<NUL><CR><LF>", hist_off_[0]);
+}
+
+// Byte-wise tokens, used only for the rare pieces that hold a bare CR, a bare LF, a NUL
+// or a dot next to a line end; ordinary text skips it.
+void ContentScanner::tokens(std::string_view s, std::uint64_t off) {
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (pending_cr_) {
+      pending_cr_ = false;
+      if (c == '\n') { push(crlf, pending_cr_off_); continue; }
+      push(cr, pending_cr_off_);
+    }
+    switch (c) {
+      case '\r': pending_cr_ = true; pending_cr_off_ = off + i; break;
+      case '\n': push(lf, off + i); break;
+      case '\0': push(nul, off + i); break;
+      case '.': push(dot, off + i); break;
+      default:
+        if (hist_[3] != other) push(other, off + i);
+    }
+  }
+}
+
+void ContentScanner::end_line(std::uint64_t len, bool crlf_end) {
+  ++rep_.lines;
+  rep_.size += len;
+  std::uint64_t counted = len;
+  const std::uint64_t line_off = off_ - len;
+  if (head_[0] == '.' && len >= 2) {
+    if (head_[1] == '.') {  // stuffed: the server deletes the first dot (RFC 5321 §4.5.2)
+      --rep_.size;
+      --counted;
+    } else if (!(len == 2 && !crlf_end) && !(len == 3 && head_[1] == '\r')) {
+      rep_.unstuffed_dot.add(line_off);
+    }
+  }
+  rep_.max_line = std::max(rep_.max_line, counted);
+  if (counted > 1000) rep_.long_lines.add(line_off);
+  if (!crlf_end) rep_.bare_lf.add(off_ - 1);
+  prev_crlf_ = crlf_end;
+  line_len_ = 0;
+}
+
+std::size_t ContentScanner::feed(std::string_view in) {
+  std::size_t used = 0;
+  while (used < in.size() && !rep_.complete) {
+    const std::string_view rest = in.substr(used);
+    const char* nl = static_cast<const char*>(std::memchr(rest.data(), '\n', rest.size()));
+    const std::size_t n = nl ? static_cast<std::size_t>(nl - rest.data()) + 1 : rest.size();
+    const std::string_view piece = rest.substr(0, n);
+    const std::uint64_t piece_off = off_;
+
+    // Line start bytes for the dot and end-of-data checks.
+    for (std::size_t i = 0; line_len_ + i < head_.size() && i < piece.size(); ++i)
+      head_[line_len_ + i] = piece[i];
+
+    const bool ends_line = nl != nullptr;
+    const bool crlf_end = ends_line && (n >= 2 ? piece[n - 2] == '\r' : pending_cr_);
+    // The end-of-data line: "." CRLF right after a CRLF (RFC 5321 §4.1.1.4).
+    if (ends_line && crlf_end && prev_crlf_ && line_len_ + n == 3 && head_[0] == '.') {
+      tokens(piece, piece_off);
+      off_ += n;
+      used += n;
+      rep_.wire_octets = off_ - rep_.start;
+      rep_.empty = rep_.lines == 0;
+      rep_.complete = true;
+      break;
+    }
+
+    const Scan sc = scan_bytes(piece);
+    if (sc.high) rep_.eight_bit.add(piece_off);
+    if (sc.nul) rep_.nul.add(piece_off);
+    // A CR anywhere but right before the line's LF (or at the end of an unfinished piece).
+    const std::size_t body = ends_line ? (n >= 2 ? n - 2 : 0) : (n >= 1 ? n - 1 : 0);
+    const char* crp = static_cast<const char*>(std::memchr(piece.data(), '\r', body));
+    bool bare_cr = crp != nullptr;
+    if (pending_cr_ && piece.front() != '\n') bare_cr = true;
+    if (bare_cr) rep_.bare_cr.add(crp ? piece_off + static_cast<std::uint64_t>(crp - piece.data()) : pending_cr_off_);
+
+    const bool clean = !pending_cr_ && (hist_[3] == crlf || hist_[3] == other);
+    const bool suspicious = !clean || bare_cr || sc.nul || (ends_line && !crlf_end) || !prev_crlf_ ||
+                            n < 4 || piece.front() == '.';
+    if (suspicious) {
+      tokens(piece, piece_off);
+    } else {
+      // Ordinary text: only its last bytes matter for what may follow.
+      hist_ = {other, other, other, other};
+      const std::size_t tail = std::min<std::size_t>(3, n);
+      tokens(piece.substr(n - tail), piece_off + n - tail);
+    }
+
+    off_ += n;
+    used += n;
+    line_len_ += n;
+    if (ends_line) end_line(line_len_, crlf_end);
+  }
+  return used;
+}
+
+}  // namespace lockstep

@@ -1,0 +1,567 @@
+#include "engine/session.hpp"
+
+#include <fmt/format.h>
+
+#include "engine/session_impl.hpp"
+
+namespace lockstep {
+
+namespace {
+constexpr std::size_t kAwaitCap = 1 << 20;  // client bytes held until DATA's reply is known
+}
+
+std::string escape_bytes(std::string_view s, std::size_t max) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (out.size() >= max) { out += "..."; break; }
+    switch (c) {
+      case '\r': out += "\\r"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '\\': out += "\\\\"; break;
+      default:
+        if (c < 0x20 || c >= 0x7f) out += fmt::format("\\x{:02x}", c);
+        else out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+std::string_view to_string(Proof p) {
+  switch (p) {
+    case Proof::none: return "";
+    case Proof::order: return "order";
+    case Proof::impossible_code: return "impossible-code";
+    case Proof::count: return "count";
+    case Proof::accounting: return "accounting";
+  }
+  return "";
+}
+
+Session::Impl::Impl(SessionOptions o) : opt(o) {
+  if (opt.mid_session) {
+    st = State::unknown;
+    ccaps = tcaps = Capabilities::assume_all();
+    c_greeted = true;
+    c_txn = Txn::pending;  // unknown: neither flag nested MAIL nor RCPT without MAIL
+  } else {
+    Slot g;
+    g.kind = SlotKind::greeting;
+    g.label = "greeting";
+    push_slot(std::move(g));
+  }
+}
+
+void Session::Impl::push_slot(Slot s) {
+  s.index = nslots++;
+  slots.push_back(std::move(s));
+  // Forget slots both views (and any open realignment) have passed.
+  std::uint64_t keep = std::min(client_next, truth_next);
+  for (const auto& h : hyps) keep = std::min(keep, h.p);
+  while (!slots.empty() && slot_base + 16 < keep) {
+    slots.pop_front();
+    ++slot_base;
+  }
+}
+
+Finding& Session::Impl::find(std::string_view rule_id, Dir side, std::string explanation) {
+  Finding f;
+  f.id = next_id++;
+  f.rule = &rule(rule_id);
+  f.severity = f.rule->severity;
+  f.side = side;
+  f.stream = side;
+  f.time = now;
+  f.explanation = std::move(explanation);
+  events.emplace_back(std::move(f));
+  return std::get<Finding>(events.back());
+}
+
+Finding& Session::Impl::find_reply(std::string_view rule_id, const Reply& r, std::string explanation,
+                                   const Slot* s) {
+  Finding& f = find(rule_id, Dir::server, std::move(explanation));
+  f.offset = r.offset;
+  f.length = r.end - r.offset;
+  f.bytes = escape_bytes(r.lines.empty() ? std::string_view{} : std::string_view(r.lines[0]));
+  f.time = r.time;
+  if (s) f.command = s->label;
+  return f;
+}
+
+Finding& Session::Impl::find_cmd(std::string_view rule_id, const Command& c, std::string explanation) {
+  Finding& f = find(rule_id, Dir::client, std::move(explanation));
+  f.offset = c.offset;
+  f.length = c.length;
+  f.bytes = escape_bytes(c.line);
+  f.command = c.label();
+  f.time = c.time;
+  return f;
+}
+
+// ---------------------------------------------------------------- client stream
+
+void Session::Impl::on_client_bytes(std::string_view b) {
+  while (!b.empty()) {
+    switch (cmode) {
+      case CMode::tls:
+        coff += b.size();
+        return;
+      case CMode::await_data:
+        // The client's bytes after DATA are content only if DATA gets 354 (§15.1).
+        if (opt.ordered && !await_reported) {
+          await_reported = true;
+          Finding& f = find("PIPE-3.1-DATA-LAST", Dir::client,
+                            "the client sent more bytes before the reply to DATA arrived; DATA must be the "
+                            "last command of a pipelined group and content must wait for the 354 (RFC 2920 §3.1, "
+                            "RFC 5321 §3.3)");
+          f.offset = coff;
+          f.bytes = escape_bytes(b.substr(0, 60));
+        }
+        if (await_buf.size() + b.size() > kAwaitCap) {
+          // No verdict after 1 MiB: the client clearly sends content; follow it.
+          std::string held = std::move(await_buf);
+          await_buf.clear();
+          held.append(b);
+          decide_data(true);
+          on_client_bytes(held);
+          return;
+        }
+        await_buf.append(b);
+        return;
+      case CMode::content: {
+        const std::size_t n = content.feed(b);
+        coff += n;
+        b.remove_prefix(n);
+        if (content.report().complete) on_end_of_data();
+        break;
+      }
+      case CMode::bdat: {
+        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(bdat_left, b.size()));
+        const std::string_view chunk = b.substr(0, n);
+        if (!bdat_binary && !bdat_reported) {
+          // RFC 3030 §2: text sent with BDAT is canonical, CRLF only.
+          for (std::size_t i = 0; i < chunk.size(); ++i) {
+            const char c = chunk[i];
+            const bool bare = (c == '\n' && !bdat_prev_cr) || (bdat_prev_cr && c != '\n');
+            bdat_prev_cr = c == '\r';
+            if (bare) {
+              bdat_reported = true;
+              Finding& f = find("CHUNK-2-CANONICAL-CRLF", Dir::client,
+                                "a BDAT chunk of a text message holds a bare CR or LF; text sent with BDAT must use "
+                                "CRLF line ends (RFC 3030 §2)");
+              f.offset = coff + i;
+              f.bytes = escape_bytes(chunk.substr(i > 8 ? i - 8 : 0, 16));
+              break;
+            }
+          }
+        }
+        coff += n;
+        bdat_left -= n;
+        b.remove_prefix(n);
+        if (bdat_left == 0) {
+          cmode = CMode::command;
+          csplit.set_offset(coff);
+        }
+        break;
+      }
+      case CMode::command: {
+        Line line;
+        if (csplit.next(b, line)) {
+          coff = csplit.offset();
+          on_client_line(line);
+        }
+        break;
+      }
+    }
+  }
+}
+
+void Session::Impl::decide_data(bool accepted) {
+  std::string held = std::move(await_buf);
+  await_buf.clear();
+  if (accepted) {
+    cmode = CMode::content;
+    content.start(coff);
+  } else {
+    cmode = CMode::command;
+    csplit.set_offset(coff);
+  }
+  if (!held.empty()) on_client_bytes(held);
+}
+
+void Session::Impl::on_client_line(const Line& line) {
+  if (expect_auth_line) {  // RFC 4954 §4: the answer to a 334 is not a command
+    expect_auth_line = false;
+    return;
+  }
+  auto cmd = std::make_shared<Command>(parse_command(line.text));
+  cmd->index = ncommands++;
+  cmd->offset = line.offset;
+  cmd->length = line.length;
+  cmd->time = now;
+  cmd->bare_lf = line.end == LineEnd::bare_lf;
+  cmd->bare_cr = line.bare_cr;
+  cmd->truncated = line.truncated;
+  events.emplace_back(CommandEvent{cmd});
+  check_pipelining(*cmd);
+  check_command(*cmd);
+
+  if (cmd->verb == Verb::quit) quit_sent = true;
+  if (cmd->verb == Verb::mail) c_txn = Txn::pending;
+  if (cmd->verb == Verb::rset || cmd->verb == Verb::lhlo) {
+    c_txn = Txn::none;
+    c_rcpts.clear();
+    c_data_failed = c_bdat_failed = c_last_bdat_done = false;
+  }
+
+  if (cmd->verb == Verb::bdat && !cmd->syntax.bad_bdat) {
+    bdat_left = cmd->bdat_size;
+    bdat_prev_cr = false;
+    bdat_reported = false;
+    bdat_binary = false;
+    if (bdat_left > 0) cmode = CMode::bdat;
+    if (cmd->bdat_last && (!c_rcpts.empty() || c_txn == Txn::none)) {
+      // RFC 2033 §4.3: one reply per accepted recipient (none when none was accepted).
+      const auto n = static_cast<std::uint32_t>(c_rcpts.size());
+      for (std::uint32_t k = 1; k <= n; ++k) {
+        Slot s;
+        s.kind = SlotKind::bdat_last;
+        s.cmd = cmd;
+        s.k = k;
+        s.n = n;
+        s.last = k == n;
+        s.rcpt = c_rcpts[k - 1];
+        s.label = fmt::format("BDAT LAST (reply {}/{}, <{}>)", k, n, s.rcpt);
+        push_slot(std::move(s));
+      }
+      if (n == 0) {  // refused BDAT LAST outside a transaction: one reply (ambiguous spec)
+        Slot s;
+        s.cmd = cmd;
+        s.label = cmd->label();
+        push_slot(std::move(s));
+      }
+      c_last_bdat_done = true;
+      if (n > 0) { c_rcpts.clear(); c_txn = Txn::none; }
+      drain_backlog();
+      return;
+    }
+  }
+  Slot s;
+  s.cmd = cmd;
+  s.label = cmd->label();
+  push_slot(std::move(s));
+  if (cmd->verb == Verb::data) {
+    cmode = CMode::await_data;
+    await_reported = false;
+    data_slot = nslots - 1;
+  }
+  drain_backlog();
+}
+
+void Session::Impl::on_end_of_data() {
+  const ContentReport& rep = content.report();
+  ContentEvent ev;
+  ev.offset = rep.start;
+  ev.wire_octets = rep.wire_octets;
+  ev.size = rep.size;
+  ev.lines = rep.lines;
+  ev.complete = true;
+  ev.visible = opt.content_visible;
+  ev.time = now;
+  events.emplace_back(ev);
+  if (opt.content_visible) check_content(rep);
+  // RFC 2033 §4.2: after the final ".", one reply per accepted RCPT, in RCPT order.
+  const auto n = static_cast<std::uint32_t>(c_rcpts.size());
+  for (std::uint32_t k = 1; k <= n; ++k) {
+    Slot s;
+    s.kind = SlotKind::end_of_data;
+    s.k = k;
+    s.n = n;
+    s.last = k == n;
+    s.rcpt = c_rcpts[k - 1];
+    s.eod_offset = rep.start + rep.wire_octets - 3;
+    s.content_size = rep.size;
+    s.label = n == 1 ? fmt::format("end of data (<{}>)", s.rcpt)
+                     : fmt::format("end of data (reply {}/{}, <{}>)", k, n, s.rcpt);
+    push_slot(std::move(s));
+  }
+  c_rcpts.clear();
+  c_txn = Txn::none;
+  cmode = CMode::command;
+  csplit.set_offset(coff);
+  drain_backlog();
+}
+
+// ---------------------------------------------------------------- server stream
+
+void Session::Impl::on_server_bytes(std::string_view b) {
+  if (st == State::tls) return;
+  Line line;
+  while (ssplit.next(b, line)) {
+    if (assembler.add(line, now)) on_reply(assembler.take());
+  }
+}
+
+void Session::Impl::on_reply(Reply r) {
+  auto rp = std::make_shared<const Reply>(std::move(r));
+  ++nreplies;
+  events.emplace_back(ReplyEvent{rp});
+  check_reply_syntax(*rp);
+
+  if (opt.mid_session && ncommands == 0 && nslots == 0) {  // answers commands before the excerpt
+    ++ignored_replies;
+    return;
+  }
+  if (recs.empty()) rec_base = rp->index;
+  recs.push_back(Rec{rp});
+  // A reply while content is still being sent: the server took something else for the
+  // end of data (SMUG-2, proof (a)).
+  if (cmode == CMode::content && opt.ordered && !content.report().smuggling.empty()) {
+    const auto& sm = content.report().smuggling.front();
+    Finding& f = find_reply("SMUG-2-SERVER-ACCEPTS-AMBIGUOUS-EOD", *rp,
+                            fmt::format("the server replied while the client was still sending content, after the "
+                                        "ambiguous sequence {} at client offset {}: it treated it as the end of data "
+                                        "(RFC 5321 §4.1.1.4, §2.3.8)",
+                                        sm.bytes, sm.offset));
+    f.proof = Proof::order;
+  }
+  align(rp);
+  if (client_next < nslots) {
+    client_pair(slot(client_next++), rp);
+  } else {
+    backlog.push_back(rp);
+    if (opt.ordered && rp->code != 421) {
+      Finding& f = find_reply(
+          "DESYNC-1-UNSOLICITED", *rp,
+          fmt::format("'{}' arrived while the client had no command waiting for a reply: it answers nothing the "
+                      "client sent, so the client will take it as the reply to its next command",
+                      rp->summary(60)));
+      f.proof = Proof::order;
+      f.cause = root;
+    }
+  }
+}
+
+void Session::Impl::drain_backlog() {
+  while (!backlog.empty() && client_next < nslots) {
+    auto r = backlog.front();
+    backlog.pop_front();
+    client_pair(slot(client_next++), r);
+  }
+}
+
+Session::Impl::Rec& Session::Impl::rec(std::uint64_t reply) {
+  return recs[static_cast<std::size_t>(reply - rec_base)];
+}
+
+void Session::Impl::client_pair(Slot& s, const std::shared_ptr<const Reply>& r) {
+  events.emplace_back(PairEvent{true, r->index, s.label, r->summary(80)});
+  const int code = r->code;
+  const bool pos = code / 100 == 2;
+  if (s.kind == SlotKind::greeting) {
+    c_greeted = true;
+  } else if (s.kind == SlotKind::command) {
+    switch (s.verb()) {
+      case Verb::lhlo:
+        if (code == 250) ccaps = parse_capabilities(*r);
+        break;
+      case Verb::mail:
+        c_txn = pos ? Txn::open : (c_txn == Txn::pending ? Txn::none : c_txn);
+        break;
+      case Verb::rcpt:
+        if (pos) c_rcpts.push_back(s.cmd->path);
+        break;
+      case Verb::data:
+        if (code != 354) c_data_failed = true;
+        if (cmode == CMode::await_data && s.index == data_slot) decide_data(code == 354);
+        break;
+      case Verb::bdat:
+        if (!pos) c_bdat_failed = true;
+        break;
+      case Verb::auth:
+        if (code == 334) expect_auth_line = true;
+        break;
+      case Verb::starttls:
+        if (code == 220) cmode = CMode::tls;
+        break;
+      default:
+        break;
+    }
+  }
+  if (r->index >= rec_base && r->index < rec_base + recs.size()) {
+    rec(r->index).cslot = static_cast<std::int64_t>(s.index);
+    resolve(r->index);
+  }
+}
+
+void Session::Impl::resolve(std::uint64_t reply) {
+  Rec& x = rec(reply);
+  if (x.cslot == kPending || x.tslot == kPending) return;
+  if (x.cslot != x.tslot) {
+    const Reply& r = *x.r;
+    const std::string what = fmt::format("'{}'", r.summary(60));
+    MispairEvent m;
+    m.reply_index = r.index;
+    m.reply = r.summary(80);
+    if (x.cslot >= 0 && static_cast<std::uint64_t>(x.cslot) >= slot_base) m.client_slot = slot(static_cast<std::uint64_t>(x.cslot)).label;
+    if (x.tslot >= 0 && static_cast<std::uint64_t>(x.tslot) >= slot_base) m.true_slot = slot(static_cast<std::uint64_t>(x.tslot)).label;
+    if (x.cslot < 0)
+      m.text = fmt::format("{} (meant for {}) is never read: the client sent no further command", what,
+                           m.true_slot.empty() ? "no command" : m.true_slot);
+    else if (x.tslot < 0)
+      m.text = fmt::format("{} will receive {}, a surplus reply meant for no command", m.client_slot, what);
+    else
+      m.text = fmt::format("{} will receive {}, meant for {}", m.client_slot, what, m.true_slot);
+    ++mispairs;
+    events.emplace_back(m);
+    // What the client experiences: a code impossible for the command it pairs it with.
+    if (x.cslot >= 0 && static_cast<std::uint64_t>(x.cslot) >= slot_base) {
+      const Slot& cs = slot(static_cast<std::uint64_t>(x.cslot));
+      if (fit(cs.kind, cs.verb(), r.code, cs.cmd && !cs.cmd->verb_text.empty() &&
+                                             (cs.cmd->verb_text[0] == 'X' || cs.cmd->verb_text[0] == 'x')) ==
+          Fit::impossible) {
+        Finding& f = find_reply(
+            "DESYNC-2-IMPOSSIBLE-CODE", r,
+            fmt::format("the client pairs {} with {}, but {}: lockstep is broken{}", what, cs.label,
+                        why_impossible(cs.kind, cs.verb(), r.code),
+                        root ? fmt::format(" (consequence of finding #{})", root) : std::string()),
+            &cs);
+        f.proof = Proof::impossible_code;
+        f.cause = root;
+      }
+    }
+  }
+  while (!recs.empty() && recs.front().cslot != kPending && recs.front().tslot != kPending) {
+    recs.pop_front();
+    ++rec_base;
+  }
+}
+
+// ---------------------------------------------------------------- end of input
+
+void Session::Impl::close(Dir d, Time t) {
+  now = t;
+  events.emplace_back(CloseEvent{d, t});
+  if (d == Dir::client) {
+    if (client_closed) return;
+    client_closed = true;
+    if (!quit_sent && !server_closed && !last_was_final && st != State::tls)
+      find("SMTP-4.1.1.10-NO-CLOSE-BEFORE-QUIT", Dir::client,
+           "the client closed the connection without sending QUIT (RFC 5321 §4.1.1.10)");
+    else if (quit_sent && !server_closed && st != State::closing && !last_was_final) {
+      Finding& f = find("SMTP-4.1.1.10-NO-CLOSE-BEFORE-QUIT", Dir::client,
+                        "the client closed the connection before the reply to QUIT arrived; it should wait for "
+                        "the 221 (RFC 5321 §4.1.1.10)");
+      f.severity = Severity::warning;
+    }
+  } else {
+    if (server_closed) return;
+    server_closed = true;
+    if (!last_was_final && st != State::refused && st != State::tls && st != State::unknown) {
+      find("SMTP-3.8-SERVER-CLOSE", Dir::server,
+           fmt::format("the server closed the connection in state '{}' without a 221 to QUIT or a 421 "
+                       "(RFC 5321 §3.8)",
+                       to_string(st)));
+      find("SMTP-3.8-FORCED-SHUTDOWN-421", Dir::server,
+           "a server that has to close should first send a 421 reply (RFC 5321 §3.8)");
+    }
+  }
+}
+
+void Session::Impl::finish(bool capture_ended) {
+  if (ssplit.pending() > 0 || assembler.in_progress()) {
+    Finding& f = find("SMTP-4.2.1-MULTILINE-FORMAT", Dir::server,
+                      "the server stream ends inside a reply: its last line is unfinished or a multi-line reply "
+                      "has no final line");
+    f.severity = Severity::warning;
+    f.bytes = escape_bytes(ssplit.partial());
+  }
+  if (csplit.pending() > 0 && cmode == CMode::command) {
+    Finding& f = find("SMTP-4.5.3.1.4-COMMAND-LINE-512", Dir::client,
+                      fmt::format("the client stream ends with {} octets of a command line that never ended",
+                                  csplit.pending()));
+    f.severity = csplit.pending() > 512 ? Severity::warning : Severity::note;
+    f.offset = csplit.offset();
+    f.bytes = escape_bytes(csplit.partial());
+  }
+  if (cmode == CMode::content && opt.content_visible && (client_closed || !capture_ended)) {
+    Finding& f = find("SMTP-3.8-CLIENT-LOSS-IS-451", Dir::client,
+                      fmt::format("the connection ended in the middle of message content ({} octets sent, no "
+                                  "end of data): the transaction failed and must be treated as temporary",
+                                  content.report().wire_octets));
+    f.offset = content.report().start;
+  }
+  if (!hyps.empty()) settle();
+  // Replies nobody read: the client sent nothing more for them.
+  for (auto& r : backlog) {
+    if (r->index >= rec_base && r->index < rec_base + recs.size()) {
+      rec(r->index).cslot = kNone;
+      resolve(r->index);
+    }
+  }
+  // DESYNC-5: count replies against slots at the end.
+  const std::uint64_t replies = nreplies - ignored_replies - async421;
+  const std::uint64_t due = std::min<std::uint64_t>(nslots, excused_from);
+  if (replies > due && surplus == 0) {
+    Finding& f = find("DESYNC-5-ACCOUNTING", Dir::server,
+                      fmt::format("the server sent {} replies for {} expected: {} more than the client's commands "
+                                  "call for (RFC 5321 §4.2)",
+                                  replies, due, replies - due));
+    f.proof = Proof::accounting;
+  }
+  if (!capture_ended && truth_next < due && !(last_was_final && truth_next >= nslots)) {
+    std::uint64_t owed = 0, owed_rcpt = 0;
+    for (std::uint64_t i = std::max(truth_next, slot_base); i < due; ++i) {
+      ++owed;
+      if (slot(i).kind != SlotKind::command && slot(i).kind != SlotKind::greeting) ++owed_rcpt;
+    }
+    if (owed > 0 && !(quit_sent && owed == 1 && slot(nslots - 1).verb() == Verb::quit && client_closed)) {
+      Finding& f = find("DESYNC-5-ACCOUNTING", Dir::server,
+                        fmt::format("the connection ended with {} repl{} still owed (the first for {})", owed,
+                                    owed == 1 ? "y" : "ies", slot(std::max(truth_next, slot_base)).label));
+      f.proof = Proof::accounting;
+      if (owed_rcpt > 0) {
+        Finding& g = find("LMTP-5-PARTIAL-REPLIES", Dir::client,
+                          fmt::format("{} per-recipient repl{} never arrived: the client must treat those "
+                                      "recipients as temporary failures (RFC 2033 §5)",
+                                      owed_rcpt, owed_rcpt == 1 ? "y" : "ies"));
+        g.cause = f.id;
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- public face
+
+Session::Session(SessionOptions opts) : impl_(std::make_unique<Impl>(opts)) {}
+Session::~Session() = default;
+Session::Session(Session&&) noexcept = default;
+Session& Session::operator=(Session&&) noexcept = default;
+
+void Session::feed(Dir dir, std::string_view bytes, Time t) {
+  impl_->now = t;
+  if (dir == Dir::client) impl_->on_client_bytes(bytes);
+  else impl_->on_server_bytes(bytes);
+}
+
+void Session::close(Dir dir, Time t) { impl_->close(dir, t); }
+void Session::finish(Time t, bool capture_ended) {
+  impl_->now = t;
+  impl_->finish(capture_ended);
+}
+
+std::optional<Event> Session::next() {
+  if (impl_->events.empty()) return std::nullopt;
+  Event e = std::move(impl_->events.front());
+  impl_->events.pop_front();
+  if (auto* f = std::get_if<Finding>(&e); f && f->severity == Severity::error) ++impl_->error_count;
+  return e;
+}
+
+State Session::state() const { return impl_->st; }
+std::uint64_t Session::commands() const { return impl_->ncommands; }
+std::uint64_t Session::replies() const { return impl_->nreplies; }
+std::uint32_t Session::errors() const { return impl_->error_count; }
+bool Session::desynced() const { return impl_->root != 0; }
+
+}  // namespace lockstep

@@ -1,0 +1,79 @@
+#pragma once
+// The session engine: fed the bytes of both directions in the order they were seen,
+// it pairs every reply with its command twice — strictly by count, as the client does,
+// and realigned after a desync (DESYNC-7) — and reports what broke the rules.
+// Sans-I/O: no sockets, clocks or files; the caller feeds bytes and pulls events.
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/capabilities.hpp"
+#include "engine/command.hpp"
+#include "engine/content.hpp"
+#include "engine/event.hpp"
+#include "engine/fit.hpp"
+#include "engine/line.hpp"
+#include "engine/reply.hpp"
+#include "engine/state.hpp"
+
+namespace lockstep {
+
+struct SessionOptions {
+  // The caller feeds both directions interleaved as they happened on the wire (a proxy,
+  // a relay dump). Without it the order proofs (DESYNC-1, pipelining groups) are off.
+  bool ordered = true;
+  // The source may start after the greeting and LHLO (a log excerpt): nothing before
+  // the first command is assumed, and replies with no command yet are ignored.
+  bool mid_session = false;
+  // The source holds no message content (Postfix logs): content rules are skipped and
+  // the client's "." is fed as a bare end-of-data line.
+  bool content_visible = true;
+};
+
+// One expected reply: a command, the greeting, or one per-recipient reply.
+struct Slot {
+  std::uint64_t index = 0;
+  SlotKind kind = SlotKind::command;
+  std::shared_ptr<const Command> cmd;  // null for the greeting and per-recipient slots
+  std::uint32_t k = 0, n = 0;          // per-recipient slot k of n
+  bool last = true;                    // last slot of its block
+  std::string rcpt;                    // the recipient a per-recipient slot reports on
+  std::uint64_t eod_offset = 0;        // client offset of the end-of-data line
+  std::uint64_t content_size = 0;      // RFC 1870 size of the content it closes
+  std::string label;
+  Verb verb() const { return cmd ? cmd->verb : Verb::unknown; }
+};
+
+class Session {
+ public:
+  explicit Session(SessionOptions opts = {});
+  ~Session();
+  Session(Session&&) noexcept;
+  Session& operator=(Session&&) noexcept;
+
+  // Feeds bytes seen travelling in direction `dir` at time `t`.
+  void feed(Dir dir, std::string_view bytes, Time t);
+  // The peer sending in `dir` closed its side of the connection.
+  void close(Dir dir, Time t);
+  // No more input. `capture_ended` when the source simply stops (a log excerpt, a cut
+  // capture): replies still owed are then not counted as missing.
+  void finish(Time t, bool capture_ended = false);
+
+  // Returns the next event, or nullopt when the engine needs more data.
+  std::optional<Event> next();
+
+  State state() const;
+  std::uint64_t commands() const;
+  std::uint64_t replies() const;
+  std::uint32_t errors() const;
+  bool desynced() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace lockstep

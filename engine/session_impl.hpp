@@ -1,0 +1,133 @@
+#pragma once
+// Internal state of Session, shared by session.cpp (framing, client view),
+// align.cpp (the realigned view) and checks.cpp (the rules).
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "engine/session.hpp"
+
+namespace lockstep {
+
+struct Session::Impl {
+  explicit Impl(SessionOptions o);
+
+  SessionOptions opt;
+  std::deque<Event> events;
+  std::uint32_t next_id = 1, error_count = 0;
+  Time now = 0;
+
+  // ---- client stream
+  enum class CMode : std::uint8_t { command, await_data, content, bdat, tls };
+  CMode cmode = CMode::command;
+  LineSplitter csplit{8192};
+  std::uint64_t coff = 0;
+  std::string await_buf;
+  bool await_reported = false;
+  std::uint64_t data_slot = 0;
+  ContentScanner content;
+  std::uint64_t bdat_left = 0;
+  bool bdat_prev_cr = false, bdat_binary = false, bdat_reported = false;
+  std::uint64_t bdat_size_total = 0;
+  std::uint32_t ncommands = 0;
+  bool quit_sent = false, expect_auth_line = false;
+  bool client_closed = false, server_closed = false;
+
+  // ---- server stream
+  LineSplitter ssplit{8192};
+  ReplyAssembler assembler;
+  std::uint64_t nreplies = 0;
+  std::uint64_t ignored_replies = 0;  // mid-session replies to commands before the source began
+
+  // ---- slots, shared by both views
+  std::deque<Slot> slots;
+  std::uint64_t slot_base = 0, nslots = 0;
+  Slot& slot(std::uint64_t i) { return slots[static_cast<std::size_t>(i - slot_base)]; }
+  void push_slot(Slot s);
+
+  // ---- client view: strict count pairing
+  std::uint64_t client_next = 0;
+  std::deque<std::shared_ptr<const Reply>> backlog;
+  Capabilities ccaps;
+  std::vector<std::string> c_rcpts;  // accepted recipients of the open transaction
+  enum class Txn : std::uint8_t { none, pending, open } c_txn = Txn::none;
+  bool c_data_failed = false;        // the client saw its DATA refused
+  bool c_bdat_failed = false;        // the client saw a BDAT refused
+  bool c_last_bdat_done = false;
+  bool c_greeted = false;
+
+  // ---- realigned view
+  std::uint64_t truth_next = 0;
+  State st = State::connecting;
+  Capabilities tcaps;
+  std::vector<std::string> t_rcpts;
+  std::uint32_t t_rcpt_total = 0;  // RCPT commands accepted or not, for the 100 rule
+  bool t_mail_body8 = false, t_mail_binary = false, t_last_bdat = false;
+  std::uint64_t excused_from = UINT64_MAX;  // slots from here are excused by a 421
+  std::uint64_t surplus = 0, missing = 0, async421 = 0;
+  std::uint32_t root = 0;          // id of the first desync's root finding
+  bool last_was_final = false;     // the last reply was 221 or 421
+
+  struct Op {
+    enum Kind : std::uint8_t { pair, surplus, missing } kind;
+    std::uint64_t reply, slot;
+  };
+  struct Hyp {
+    std::uint64_t p;
+    int cost;
+    std::vector<Op> ops;
+  };
+  std::vector<Hyp> hyps;
+  std::deque<std::shared_ptr<const Reply>> window;  // replies of an open ambiguity
+
+  // Both pairings of a reply, kept until both are known, then compared.
+  static constexpr std::int64_t kPending = -2, kNone = -1;
+  struct Rec {
+    std::shared_ptr<const Reply> r;
+    std::int64_t cslot = kPending, tslot = kPending;
+  };
+  std::deque<Rec> recs;
+  std::uint64_t rec_base = 0;
+  std::uint32_t mispairs = 0;
+
+  // ---- emitting
+  Finding& find(std::string_view rule, Dir side, std::string explanation);
+  Finding& find_reply(std::string_view rule, const Reply& r, std::string explanation, const Slot* s = nullptr);
+  Finding& find_cmd(std::string_view rule, const Command& c, std::string explanation);
+
+  // ---- session.cpp
+  void on_client_bytes(std::string_view b);
+  void on_client_line(const Line& line);
+  void on_end_of_data();
+  void decide_data(bool accepted);
+  void on_server_bytes(std::string_view b);
+  void on_reply(Reply r);
+  void client_pair(Slot& s, const std::shared_ptr<const Reply>& r);
+  void drain_backlog();
+  Rec& rec(std::uint64_t reply);
+  void resolve(std::uint64_t reply);
+  void close(Dir d, Time t);
+  void finish(bool capture_ended);
+
+  // ---- align.cpp
+  void align(const std::shared_ptr<const Reply>& r);
+  void extend(const std::shared_ptr<const Reply>& r);
+  void commit(const Hyp& h);
+  void commit_pair(Slot& s, const std::shared_ptr<const Reply>& r);
+  void commit_surplus(const std::shared_ptr<const Reply>& r, bool first_edit);
+  void commit_missing(Slot& s, bool first_edit);
+  int cost(const Slot& s, const Reply& r) const;
+  void settle();  // commit the best hypothesis now
+
+  // ---- checks.cpp
+  void check_reply_syntax(const Reply& r);
+  void check_pair(const Slot& s, const Reply& r, State before);
+  void check_capabilities(const Reply& r);
+  void check_command(const Command& c);
+  void check_content(const ContentReport& rep);
+  void check_pipelining(const Command& c);
+};
+
+std::string escape_bytes(std::string_view s, std::size_t max = 120);
+
+}  // namespace lockstep
