@@ -1,1 +1,60 @@
-int main() { return 0; }
+// lockstep: an LMTP conformance tester and fuzzing proxy. Thin wiring of subcommands.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "cli/check.hpp"
+#include "engine/rules.hpp"
+
+namespace {
+
+int run_rules(bool markdown, bool unchecked_only) {
+  using namespace lockstep;
+  if (markdown) fmt::print("| Rule | Level | Why it is not checked yet |\n|---|---|---|\n");
+  for (const Rule& r : all_rules()) {
+    const RuleStatus s = rule_status(r);
+    if (unchecked_only && s.checked) continue;
+    if (markdown) fmt::print("| {} | {} | {} |\n", r.id, r.level, s.why_not);
+    else fmt::print("{:<40} {:<8} {:<7} {}\n", r.id, to_string(r.severity), s.checked ? "checked" : "-", s.why_not);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"lockstep: LMTP conformance tester and fuzzing proxy"};
+  app.set_version_flag("--version", std::string("lockstep ") + LOCKSTEP_VERSION);
+  app.require_subcommand(1);
+
+  lockstep::cli::CheckOptions co;
+  auto* check = app.add_subcommand("check", "analyse recordings, Postfix -v logs or socat -v dumps offline");
+  check->add_option("files", co.files, "files to check (- for standard input)")->required();
+  check->add_option("--format", co.format, "report format")->check(CLI::IsMember({"text", "json", "junit"}));
+  check->add_option("--input-format", co.input_format, "input format (default: detect)")
+      ->check(CLI::IsMember({"auto", "jsonl", "postfix", "socat"}));
+  check->add_option("--ladder", co.ladder, "which sessions get a ladder in the text report")
+      ->check(CLI::IsMember({"all", "problems", "none"}));
+  check->add_option("--color", co.color, "colour in the text report")->check(CLI::IsMember({"auto", "always", "never"}));
+  check->add_option("--min-severity", co.min_severity, "list findings from this severity up")
+      ->check(CLI::IsMember({"note", "warning", "error"}));
+
+  bool markdown = false, unchecked = false;
+  auto* rules = app.add_subcommand("rules", "list the rule catalogue and what lockstep checks");
+  rules->add_flag("--markdown", markdown, "as a Markdown table");
+  rules->add_flag("--unchecked", unchecked, "only the rules not checked yet");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  try {
+    if (*check) return lockstep::cli::run_check(co);
+    if (*rules) return run_rules(markdown, unchecked);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "lockstep: {}\n", e.what());
+    return 2;
+  }
+  return 2;
+}

@@ -205,6 +205,7 @@ void Session::Impl::commit_missing(Slot& s, bool first_edit) {
   f->proof = Proof::count;
   if (s.cmd) {
     f->offset = s.cmd->offset;
+    f->located = true;
     f->stream = Dir::client;
   }
   if (first_edit && root == 0) {

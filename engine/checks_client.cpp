@@ -234,11 +234,13 @@ void Session::Impl::check_content(const ContentReport& rep) {
   auto at = [&](std::string_view rid, const Occurrence& o, std::string text) -> Finding& {
     Finding& f = find(rid, Dir::client, std::move(text));
     f.offset = o.first_offset;
+    f.located = true;
     return f;
   };
   if (rep.empty) {
     Finding& f = find("SMTP-4.1.1.4-EOD-SEQUENCE", Dir::client, "the message content is empty: '.' came right after the 354");
     f.offset = rep.start;
+    f.located = true;
     f.severity = Severity::note;
   }
   for (const Smuggle& s : rep.smuggling) {
@@ -247,6 +249,7 @@ void Session::Impl::check_content(const ContentReport& rep) {
                                   "for the real one: a smuggling candidate (RFC 5321 §2.3.8)",
                                   s.bytes, s.name));
     f.offset = s.offset;
+    f.located = true;
     f.bytes = std::string(s.bytes);
   }
   if (rep.bare_lf.count)

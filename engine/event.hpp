@@ -29,6 +29,7 @@ struct Finding {
   Dir side = Dir::server;          // whose behaviour the finding is about
   Dir stream = Dir::server;        // which stream the offsets refer to
   std::uint64_t offset = 0, length = 0;
+  bool located = false;            // offset/length point at the offending bytes
   std::string bytes;               // the offending bytes, escaped, shortened
   std::string command;             // the command the offending reply/line belongs to
   Time time = 0;

@@ -82,6 +82,7 @@ Finding& Session::Impl::find_reply(std::string_view rule_id, const Reply& r, std
   Finding& f = find(rule_id, Dir::server, std::move(explanation));
   f.offset = r.offset;
   f.length = r.end - r.offset;
+  f.located = true;
   f.bytes = escape_bytes(r.lines.empty() ? std::string_view{} : std::string_view(r.lines[0]));
   f.time = r.time;
   if (s) f.command = s->label;
@@ -92,6 +93,7 @@ Finding& Session::Impl::find_cmd(std::string_view rule_id, const Command& c, std
   Finding& f = find(rule_id, Dir::client, std::move(explanation));
   f.offset = c.offset;
   f.length = c.length;
+  f.located = true;
   f.bytes = escape_bytes(c.line);
   f.command = c.label();
   f.time = c.time;
@@ -115,6 +117,7 @@ void Session::Impl::on_client_bytes(std::string_view b) {
                             "last command of a pipelined group and content must wait for the 354 (RFC 2920 §3.1, "
                             "RFC 5321 §3.3)");
           f.offset = coff;
+          f.located = true;
           f.bytes = escape_bytes(b.substr(0, 60));
         }
         if (await_buf.size() + b.size() > kAwaitCap) {
@@ -150,6 +153,7 @@ void Session::Impl::on_client_bytes(std::string_view b) {
                                 "a BDAT chunk of a text message holds a bare CR or LF; text sent with BDAT must use "
                                 "CRLF line ends (RFC 3030 §2)");
               f.offset = coff + i;
+              f.located = true;
               f.bytes = escape_bytes(chunk.substr(i > 8 ? i - 8 : 0, 16));
               break;
             }
@@ -220,42 +224,71 @@ void Session::Impl::on_client_line(const Line& line) {
     bdat_reported = false;
     bdat_binary = false;
     if (bdat_left > 0) cmode = CMode::bdat;
-    if (cmd->bdat_last && (!c_rcpts.empty() || c_txn == Txn::none)) {
-      // RFC 2033 §4.3: one reply per accepted recipient (none when none was accepted).
-      const auto n = static_cast<std::uint32_t>(c_rcpts.size());
-      for (std::uint32_t k = 1; k <= n; ++k) {
-        Slot s;
-        s.kind = SlotKind::bdat_last;
-        s.cmd = cmd;
-        s.k = k;
-        s.n = n;
-        s.last = k == n;
-        s.rcpt = c_rcpts[k - 1];
-        s.label = fmt::format("BDAT LAST (reply {}/{}, <{}>)", k, n, s.rcpt);
-        push_slot(std::move(s));
-      }
-      if (n == 0) {  // refused BDAT LAST outside a transaction: one reply (ambiguous spec)
-        Slot s;
-        s.cmd = cmd;
-        s.label = cmd->label();
-        push_slot(std::move(s));
-      }
-      c_last_bdat_done = true;
-      if (n > 0) { c_rcpts.clear(); c_txn = Txn::none; }
-      drain_backlog();
+  }
+  if (cmd->verb == Verb::data) {
+    cmode = CMode::await_data;
+    await_reported = false;
+    data_slot = UINT64_MAX;
+  }
+  // BDAT LAST owes one reply per accepted RCPT (RFC 2033 §4.3); while RCPT replies of
+  // the transaction are still out, the count is unknown, so this command and those
+  // after it get their slots once they are in.
+  if (!deferred.empty() || (cmd->verb == Verb::bdat && cmd->bdat_last && c_rcpt_unpaired > 0)) {
+    deferred.push_back(cmd);
+    return;
+  }
+  make_slots(cmd);
+  drain_backlog();
+}
+
+void Session::Impl::materialize() {
+  std::vector<std::shared_ptr<const Command>> held;
+  held.swap(deferred);
+  for (std::size_t i = 0; i < held.size(); ++i) {
+    const auto& cmd = held[i];
+    if (!deferred.empty() || (cmd->verb == Verb::bdat && cmd->bdat_last && c_rcpt_unpaired > 0)) {
+      deferred.insert(deferred.end(), held.begin() + static_cast<std::ptrdiff_t>(i), held.end());
       return;
     }
+    make_slots(cmd);
+  }
+}
+
+void Session::Impl::make_slots(const std::shared_ptr<const Command>& cmd) {
+  if (cmd->verb == Verb::bdat && !cmd->syntax.bad_bdat && cmd->bdat_last &&
+      (!c_rcpts.empty() || c_txn == Txn::none)) {
+    // RFC 2033 §4.3: one reply per accepted recipient (none when none was accepted).
+    const auto n = static_cast<std::uint32_t>(c_rcpts.size());
+    for (std::uint32_t k = 1; k <= n; ++k) {
+      Slot s;
+      s.kind = SlotKind::bdat_last;
+      s.cmd = cmd;
+      s.k = k;
+      s.n = n;
+      s.last = k == n;
+      s.rcpt = c_rcpts[k - 1];
+      s.label = n == 1 ? fmt::format("BDAT LAST (<{}>)", s.rcpt) : fmt::format("BDAT LAST (reply {}/{}, <{}>)", k, n, s.rcpt);
+      push_slot(std::move(s));
+    }
+    if (n == 0) {  // refused BDAT LAST outside a transaction: one reply (ambiguous spec)
+      Slot s;
+      s.cmd = cmd;
+      s.label = cmd->label();
+      push_slot(std::move(s));
+    }
+    c_last_bdat_done = true;
+    if (n > 0) {
+      c_rcpts.clear();
+      c_txn = Txn::none;
+    }
+    return;
   }
   Slot s;
   s.cmd = cmd;
   s.label = cmd->label();
+  if (cmd->verb == Verb::rcpt) ++c_rcpt_unpaired;
   push_slot(std::move(s));
-  if (cmd->verb == Verb::data) {
-    cmode = CMode::await_data;
-    await_reported = false;
-    data_slot = nslots - 1;
-  }
-  drain_backlog();
+  if (cmd->verb == Verb::data) data_slot = nslots - 1;
 }
 
 void Session::Impl::on_end_of_data() {
@@ -325,6 +358,7 @@ void Session::Impl::on_reply(Reply r) {
                                         sm.bytes, sm.offset));
     f.proof = Proof::order;
   }
+  if (!deferred.empty() && client_next >= nslots) materialize();
   align(rp);
   if (client_next < nslots) {
     client_pair(slot(client_next++), rp);
@@ -370,6 +404,7 @@ void Session::Impl::client_pair(Slot& s, const std::shared_ptr<const Reply>& r) 
         break;
       case Verb::rcpt:
         if (pos) c_rcpts.push_back(s.cmd->path);
+        if (c_rcpt_unpaired > 0) --c_rcpt_unpaired;
         break;
       case Verb::data:
         if (code != 354) c_data_failed = true;
@@ -482,6 +517,7 @@ void Session::Impl::finish(bool capture_ended) {
                                   csplit.pending()));
     f.severity = csplit.pending() > 512 ? Severity::warning : Severity::note;
     f.offset = csplit.offset();
+    f.located = true;
     f.bytes = escape_bytes(csplit.partial());
   }
   if (cmode == CMode::content && opt.content_visible && (client_closed || !capture_ended)) {
@@ -490,6 +526,7 @@ void Session::Impl::finish(bool capture_ended) {
                                   "end of data): the transaction failed and must be treated as temporary",
                                   content.report().wire_octets));
     f.offset = content.report().start;
+    f.located = true;
   }
   if (!hyps.empty()) settle();
   // Replies nobody read: the client sent nothing more for them.
@@ -509,24 +546,28 @@ void Session::Impl::finish(bool capture_ended) {
                                   replies, due, replies - due));
     f.proof = Proof::accounting;
   }
-  if (!capture_ended && truth_next < due && !(last_was_final && truth_next >= nslots)) {
-    std::uint64_t owed = 0, owed_rcpt = 0;
-    for (std::uint64_t i = std::max(truth_next, slot_base); i < due; ++i) {
-      ++owed;
-      if (slot(i).kind != SlotKind::command && slot(i).kind != SlotKind::greeting) ++owed_rcpt;
-    }
-    if (owed > 0 && !(quit_sent && owed == 1 && slot(nslots - 1).verb() == Verb::quit && client_closed)) {
-      Finding& f = find("DESYNC-5-ACCOUNTING", Dir::server,
-                        fmt::format("the connection ended with {} repl{} still owed (the first for {})", owed,
-                                    owed == 1 ? "y" : "ies", slot(std::max(truth_next, slot_base)).label));
-      f.proof = Proof::accounting;
-      if (owed_rcpt > 0) {
-        Finding& g = find("LMTP-5-PARTIAL-REPLIES", Dir::client,
-                          fmt::format("{} per-recipient repl{} never arrived: the client must treat those "
-                                      "recipients as temporary failures (RFC 2033 §5)",
-                                      owed_rcpt, owed_rcpt == 1 ? "y" : "ies"));
-        g.cause = f.id;
-      }
+  if (!capture_ended && replies < due) {
+    // Fewer replies than the client's commands call for: the rest never came.
+    const std::uint64_t first = std::max(truth_next, slot_base);
+    std::uint64_t owed_rcpt = 0;
+    for (std::uint64_t i = first; i < due; ++i)
+      if (slot(i).kind == SlotKind::end_of_data || slot(i).kind == SlotKind::bdat_last) ++owed_rcpt;
+    Finding& f = find("DESYNC-5-ACCOUNTING", Dir::server,
+                      fmt::format("the connection ended with {} repl{} for {} expected: {} still owed (the first for "
+                                  "{})",
+                                  replies, replies == 1 ? "y" : "ies", due, due - replies,
+                                  first < nslots ? slot(first).label : std::string("?")));
+    f.proof = Proof::accounting;
+    if (owed_rcpt > 0) {
+      Finding& g = find("LMTP-5-PARTIAL-REPLIES", Dir::client,
+                        fmt::format("{} per-recipient repl{} never arrived: the client must treat those recipients "
+                                    "as temporary failures (RFC 2033 §5)",
+                                    owed_rcpt, owed_rcpt == 1 ? "y" : "ies"));
+      g.cause = f.id;
+      Finding& h = find("DESYNC-3-PER-RCPT-COUNT", Dir::server,
+                        "fewer per-recipient replies than accepted recipients before the connection ended");
+      h.proof = Proof::count;
+      h.cause = f.id;
     }
   }
 }

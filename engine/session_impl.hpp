@@ -55,6 +55,8 @@ struct Session::Impl {
   bool c_bdat_failed = false;        // the client saw a BDAT refused
   bool c_last_bdat_done = false;
   bool c_greeted = false;
+  std::uint32_t c_rcpt_unpaired = 0;  // RCPT commands the client has no reply for yet
+  std::vector<std::shared_ptr<const Command>> deferred;  // commands waiting for a slot count
 
   // ---- realigned view
   std::uint64_t truth_next = 0;
@@ -99,6 +101,8 @@ struct Session::Impl {
   void on_client_bytes(std::string_view b);
   void on_client_line(const Line& line);
   void on_end_of_data();
+  void make_slots(const std::shared_ptr<const Command>& cmd);
+  void materialize();
   void decide_data(bool accepted);
   void on_server_bytes(std::string_view b);
   void on_reply(Reply r);

@@ -1,0 +1,180 @@
+#include "engine/checker.hpp"
+
+#include <fmt/format.h>
+
+namespace lockstep {
+
+struct Checker::Run {
+  explicit Run(const SourceInfo& i)
+      : session(SessionOptions{i.ordered, i.mid_session, i.content_visible}) {}
+  Session session;
+  SessionResult result;
+  std::map<std::uint64_t, std::size_t> reply_entry;  // reply index -> ladder entry
+};
+
+Checker::Checker(SourceInfo info, std::string name, Sink sink, CheckerLimits limits)
+    : info_(std::move(info)), name_(std::move(name)), sink_(std::move(sink)), limits_(limits) {}
+
+Checker::~Checker() = default;
+
+Checker::Run& Checker::run(const std::string& conn, Time t) {
+  auto& slot = runs_[conn];
+  if (!slot) {
+    slot = std::make_unique<Run>(info_);
+    slot->result.source = name_;
+    slot->result.conn = conn;
+    slot->result.info = info_;
+    slot->result.start = t;
+  }
+  return *slot;
+}
+
+void Checker::on(const SourceEvent& ev) {
+  using K = SourceEvent::Kind;
+  switch (ev.kind) {
+    case K::open: {
+      if (runs_.count(ev.conn)) done(ev.conn, ev.time, false);
+      Run& r = run(ev.conn, ev.time);
+      r.result.client = ev.a;
+      r.result.server = ev.b;
+      break;
+    }
+    case K::data: {
+      Run& r = run(ev.conn, ev.time);
+      r.session.feed(ev.dir, ev.bytes, ev.time);
+      drain(r);
+      break;
+    }
+    case K::close: {
+      Run& r = run(ev.conn, ev.time);
+      r.session.close(ev.dir, ev.time);
+      drain(r);
+      break;
+    }
+    case K::end:
+      if (runs_.count(ev.conn)) done(ev.conn, ev.time, ev.bytes == "capture-ended");
+      break;
+    case K::status: {
+      Run& r = run(ev.conn, ev.time);
+      r.result.statuses.push_back(ev.bytes);
+      break;
+    }
+    case K::fault: {
+      Run& r = run(ev.conn, ev.time);
+      r.result.faults.push_back(ev.bytes);
+      break;
+    }
+  }
+}
+
+void Checker::drain(Run& run) {
+  SessionResult& res = run.result;
+  auto add = [&](LadderEntry e) -> LadderEntry* {
+    if (res.ladder.size() >= limits_.ladder) {
+      ++res.ladder_dropped;
+      return nullptr;
+    }
+    res.ladder.push_back(std::move(e));
+    return &res.ladder.back();
+  };
+  while (auto ev = run.session.next()) {
+    std::visit(
+        [&](auto& e) {
+          using T = std::decay_t<decltype(e)>;
+          if constexpr (std::is_same_v<T, CommandEvent>) {
+            LadderEntry l;
+            l.dir = Dir::client;
+            l.text = e.command->label(100);
+            l.offset = e.command->offset;
+            l.time = e.command->time;
+            add(std::move(l));
+          } else if constexpr (std::is_same_v<T, ReplyEvent>) {
+            LadderEntry l;
+            l.dir = Dir::server;
+            l.text = e.reply->summary(100);
+            l.offset = e.reply->offset;
+            l.reply_index = e.reply->index;
+            l.time = e.reply->time;
+            if (add(std::move(l))) run.reply_entry[e.reply->index] = res.ladder.size() - 1;
+          } else if constexpr (std::is_same_v<T, ContentEvent>) {
+            LadderEntry l;
+            l.dir = Dir::client;
+            l.content = true;
+            l.offset = e.offset;
+            l.time = e.time;
+            l.text = e.visible ? fmt::format("[content: {} octets, {} lines] .", e.size, e.lines)
+                               : std::string("[content not in the source] .");
+            add(std::move(l));
+          } else if constexpr (std::is_same_v<T, PairEvent>) {
+            auto it = run.reply_entry.find(e.reply_index);
+            if (it != run.reply_entry.end()) {
+              LadderEntry& l = res.ladder[it->second];
+              if (e.client_view) l.client_pair = e.slot;
+              else {
+                l.true_pair = e.slot;
+                l.true_known = true;
+              }
+            }
+          } else if constexpr (std::is_same_v<T, MispairEvent>) {
+            if (res.narrative.size() < limits_.narrative) res.narrative.push_back(e.text);
+            else if (res.narrative.size() == limits_.narrative) res.narrative.push_back("... (more replies out of step)");
+            auto it = run.reply_entry.find(e.reply_index);
+            if (it != run.reply_entry.end()) res.ladder[it->second].mispair = e.text;
+          } else if constexpr (std::is_same_v<T, Finding>) {
+            switch (e.severity) {
+              case Severity::error: ++res.errors; break;
+              case Severity::warning: ++res.warnings; break;
+              case Severity::note: ++res.notes; break;
+            }
+            // Attach to the ladder entry whose bytes it is about.
+            for (std::size_t i = res.ladder.size(); e.located && i-- > 0 && res.ladder.size() - i <= 256;) {
+              LadderEntry& l = res.ladder[i];
+              if (l.dir == e.stream && l.offset <= e.offset &&
+                  (l.offset == e.offset || (l.content && e.stream == Dir::client))) {
+                l.findings.push_back(e.id);
+                break;
+              }
+            }
+            if (res.findings.size() < limits_.findings) res.findings.push_back(e);
+            else ++res.findings_dropped;
+          }
+        },
+        *ev);
+  }
+  // Keep the reply index map small: only recent replies can still be paired.
+  while (run.reply_entry.size() > 512) run.reply_entry.erase(run.reply_entry.begin());
+}
+
+void Checker::done(const std::string& conn, Time t, bool capture_ended) {
+  auto it = runs_.find(conn);
+  if (it == runs_.end()) return;
+  Run& r = *it->second;
+  r.session.finish(t, capture_ended);
+  drain(r);
+  r.result.commands = r.session.commands();
+  r.result.replies = r.session.replies();
+  r.result.final_state = std::string(to_string(r.session.state()));
+  r.result.desynced = r.session.desynced();
+  r.result.end = t;
+  SessionResult out = std::move(r.result);
+  runs_.erase(it);
+  sink_(std::move(out));
+}
+
+void Checker::finish() {
+  while (!runs_.empty()) done(runs_.begin()->first, runs_.begin()->second->result.start, true);
+}
+
+SessionResult check_session(const std::vector<SourceEvent>& events, SourceInfo info) {
+  SessionResult out;
+  bool got = false;
+  Checker c(std::move(info), "memory", [&](SessionResult&& r) {
+    if (!got) out = std::move(r);
+    got = true;
+  });
+  for (const auto& e : events) c.on(e);
+  c.finish();
+  return out;
+}
+
+}  // namespace lockstep

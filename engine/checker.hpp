@@ -1,0 +1,81 @@
+#pragma once
+// Runs a Session per connection of a source and collects, per session, a ladder of
+// commands and replies with their pairings and findings. What `check`, the scenario
+// runner and the web view show is built from SessionResult.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/session.hpp"
+#include "engine/source.hpp"
+
+namespace lockstep {
+
+struct LadderEntry {
+  Dir dir = Dir::client;
+  std::string text;              // the command line, the reply (first line), or a content summary
+  std::uint64_t offset = 0;      // in its stream
+  std::uint64_t reply_index = UINT64_MAX;
+  Time time = 0;
+  bool content = false;
+  std::string client_pair;       // the command the client pairs this reply with
+  std::string true_pair;         // the command it answers (empty: none, a surplus)
+  bool true_known = false;
+  std::string mispair;           // the narrative sentence when the two differ
+  std::vector<std::uint32_t> findings;  // ids
+};
+
+struct SessionResult {
+  std::string source;            // the file it came from
+  std::string conn, client, server;
+  SourceInfo info;
+  std::vector<LadderEntry> ladder;
+  std::uint64_t ladder_dropped = 0;
+  std::vector<Finding> findings;
+  std::uint64_t findings_dropped = 0;
+  std::vector<std::string> narrative;   // the desync story, in order
+  std::vector<std::string> statuses;    // the client's own delivery status lines
+  std::vector<std::string> faults;      // faults lockstep injected
+  std::uint64_t commands = 0, replies = 0;
+  std::uint32_t errors = 0, warnings = 0, notes = 0;
+  std::string final_state;
+  Time start = 0, end = 0;
+  bool desynced = false;
+};
+
+struct CheckerLimits {
+  std::size_t ladder = 2000;    // entries kept per session
+  std::size_t findings = 500;   // findings kept per session
+  std::size_t narrative = 60;
+};
+
+class Checker {
+ public:
+  using Sink = std::function<void(SessionResult&&)>;
+  Checker(SourceInfo info, std::string source_name, Sink sink, CheckerLimits limits = {});
+  ~Checker();
+
+  void on(const SourceEvent& ev);
+  // Ends every session still open (the source ended).
+  void finish();
+
+ private:
+  struct Run;
+  Run& run(const std::string& conn, Time t);
+  void drain(Run& r);
+  void done(const std::string& conn, Time t, bool capture_ended);
+
+  SourceInfo info_;
+  std::string name_;
+  Sink sink_;
+  CheckerLimits limits_;
+  std::map<std::string, std::unique_ptr<Run>> runs_;
+};
+
+// Checks one in-memory exchange (used by tests, fuzz targets and scenarios).
+SessionResult check_session(const std::vector<SourceEvent>& events, SourceInfo info);
+
+}  // namespace lockstep

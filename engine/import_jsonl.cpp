@@ -1,0 +1,116 @@
+// Reader of lockstep's own recordings (JSON Lines, docs/recording.md).
+#include <fmt/format.h>
+
+#include "engine/jsonl.hpp"
+#include "engine/source.hpp"
+
+namespace lockstep {
+
+namespace {
+class JsonlSource final : public Source {
+ public:
+  explicit JsonlSource(std::unique_ptr<LineReader> in) : in_(std::move(in)) {}
+
+  SourceInfo info() const override {
+    SourceInfo i;
+    i.format = "jsonl";
+    i.ordered = ordered_;
+    i.content_visible = true;
+    i.order_note = ordered_ ? "recording: both streams in the order the recorder saw them"
+                            : "recording without order information";
+    return i;
+  }
+
+  bool next(SourceEvent& ev) override {
+    std::string_view line;
+    while (in_->next(line)) {
+      if (line.empty() || line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+      if (in_->truncated()) {
+        skip(fmt::format("line {}: longer than the reader's limit, skipped", in_->line_number()));
+        continue;
+      }
+      std::string err;
+      if (!parse_json_object(line, fields_, err)) {
+        skip(fmt::format("line {}: {}", in_->line_number(), err));
+        if (++bad_run_ > 50 && good_ == 0) {
+          error_ = fmt::format("line {}: this does not look like a lockstep recording ({})", in_->line_number(), err);
+          return false;
+        }
+        continue;
+      }
+      bad_run_ = 0;
+      if (convert(ev)) {
+        ++good_;
+        return true;
+      }
+    }
+    if (in_->error()) error_ = "read error";
+    return false;
+  }
+
+ private:
+  void skip(std::string why) {
+    if (skipped_lines++ == 0) first_skipped = std::move(why);
+  }
+
+  bool convert(SourceEvent& ev) {
+    ev = SourceEvent{};
+    std::string_view kind;
+    bool has_data = false, has_dir = false;
+    for (auto& f : fields_) {
+      const std::string& k = f.key;
+      JsonValue& v = f.value;
+      if (k == "t") {
+        if (v.kind == JsonValue::number) ev.time = v.has_frac ? v.num * 1000000 + v.frac_us : v.num;
+      } else if (k == "conn") {
+        ev.conn = v.kind == JsonValue::number ? std::to_string(v.num) : std::move(v.str);
+      } else if (k == "ev") {
+        kind_buf_ = std::move(v.str);
+        kind = kind_buf_;
+      } else if (k == "dir") {
+        has_dir = true;
+        ev.dir = (v.str == "s" || v.str == "server") ? Dir::server : Dir::client;
+      } else if (k == "data") {
+        has_data = true;
+        ev.bytes = std::move(v.str);
+      } else if (k == "text") {
+        ev.bytes = std::move(v.str);
+      } else if (k == "client") {
+        ev.a = std::move(v.str);
+      } else if (k == "server") {
+        ev.b = std::move(v.str);
+      } else if (k == "ordered" && v.kind == JsonValue::boolean) {
+        ordered_ = v.num != 0;
+      }
+    }
+    if (kind == "meta") return false;
+    if (kind.empty() && has_data) kind = "data";
+    if (kind == "data") {
+      if (!has_dir || !has_data) { skip(fmt::format("line {}: data event without dir or data", in_->line_number())); return false; }
+      ev.kind = SourceEvent::Kind::data;
+    } else if (kind == "open") ev.kind = SourceEvent::Kind::open;
+    else if (kind == "close") ev.kind = SourceEvent::Kind::close;
+    else if (kind == "end") ev.kind = SourceEvent::Kind::end;
+    else if (kind == "fault") ev.kind = SourceEvent::Kind::fault;
+    else if (kind == "status") ev.kind = SourceEvent::Kind::status;
+    else {
+      skip(fmt::format("line {}: unknown event '{}'", in_->line_number(), kind));
+      return false;
+    }
+    if (ev.conn.empty()) ev.conn = "1";
+    return true;
+  }
+
+  std::unique_ptr<LineReader> in_;
+  std::vector<JsonField> fields_;
+  std::string kind_buf_;
+  bool ordered_ = true;
+  std::uint64_t bad_run_ = 0, good_ = 0;
+};
+}  // namespace
+
+std::unique_ptr<Source> make_jsonl_source(std::unique_ptr<LineReader> in) {
+  return std::make_unique<JsonlSource>(std::move(in));
+}
+
+}  // namespace lockstep

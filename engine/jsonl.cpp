@@ -1,0 +1,259 @@
+#include "engine/jsonl.hpp"
+
+#include <fmt/format.h>
+
+#include <array>
+
+namespace lockstep {
+
+namespace {
+// 1 for octets that need escaping inside a JSON string.
+constexpr std::array<std::uint8_t, 256> kEscape = [] {
+  std::array<std::uint8_t, 256> t{};
+  for (int c = 0; c < 256; ++c) t[static_cast<std::size_t>(c)] = (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') ? 1 : 0;
+  return t;
+}();
+constexpr char kHex[] = "0123456789abcdef";
+
+std::string head(Time t, std::string_view conn, std::string_view ev) {
+  std::string s = fmt::format("{{\"t\":{},\"conn\":\"", t);
+  json_escape_bytes(s, conn);
+  s += "\",\"ev\":\"";
+  s += ev;
+  s += '"';
+  return s;
+}
+}  // namespace
+
+void json_escape_bytes(std::string& out, std::string_view b) {
+  std::size_t i = 0;
+  while (i < b.size()) {
+    std::size_t j = i;
+    while (j < b.size() && !kEscape[static_cast<unsigned char>(b[j])]) ++j;
+    out.append(b.data() + i, j - i);
+    if (j >= b.size()) break;
+    const auto c = static_cast<unsigned char>(b[j]);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\r': out += "\\r"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        out += "\\u00";
+        out += kHex[c >> 4];
+        out += kHex[c & 15];
+    }
+    i = j + 1;
+  }
+}
+
+std::string jsonl_meta(Time t, std::string_view version) {
+  return fmt::format("{{\"t\":{},\"ev\":\"meta\",\"format\":\"lockstep-recording\",\"v\":{},\"lockstep\":\"{}\"}}\n", t,
+                     kRecordingVersion, version);
+}
+
+std::string jsonl_open(Time t, std::string_view conn, std::string_view client, std::string_view server) {
+  std::string s = head(t, conn, "open");
+  s += ",\"client\":\"";
+  json_escape_bytes(s, client);
+  s += "\",\"server\":\"";
+  json_escape_bytes(s, server);
+  s += "\"}\n";
+  return s;
+}
+
+std::string jsonl_data(Time t, std::string_view conn, Dir dir, std::string_view bytes) {
+  std::string s = head(t, conn, "data");
+  s.reserve(s.size() + bytes.size() + 32);
+  s += dir == Dir::client ? ",\"dir\":\"c\",\"data\":\"" : ",\"dir\":\"s\",\"data\":\"";
+  json_escape_bytes(s, bytes);
+  s += "\"}\n";
+  return s;
+}
+
+std::string jsonl_close(Time t, std::string_view conn, Dir dir) {
+  return head(t, conn, "close") + (dir == Dir::client ? ",\"dir\":\"c\"}\n" : ",\"dir\":\"s\"}\n");
+}
+
+std::string jsonl_end(Time t, std::string_view conn) { return head(t, conn, "end") + "}\n"; }
+
+std::string jsonl_fault(Time t, std::string_view conn, Dir dir, std::string_view what) {
+  std::string s = head(t, conn, "fault");
+  s += dir == Dir::client ? ",\"dir\":\"c\",\"text\":\"" : ",\"dir\":\"s\",\"text\":\"";
+  json_escape_bytes(s, what);
+  s += "\"}\n";
+  return s;
+}
+
+namespace {
+struct Parser {
+  std::string_view s;
+  std::size_t i = 0;
+  std::string& err;
+
+  void ws() {
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) ++i;
+  }
+  bool fail(std::string_view what) {
+    err = fmt::format("{} at column {}", what, i + 1);
+    return false;
+  }
+  static int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  }
+  bool string(std::string& out, bool* wide) {
+    if (i >= s.size() || s[i] != '"') return fail("expected a string");
+    ++i;
+    for (;;) {
+      std::size_t j = i;
+      while (j < s.size() && s[j] != '"' && s[j] != '\\') ++j;
+      out.append(s.data() + i, j - i);
+      i = j;
+      if (i >= s.size()) return fail("unterminated string");
+      if (s[i] == '"') { ++i; return true; }
+      if (++i >= s.size()) return fail("unterminated escape");
+      const char e = s[i++];
+      switch (e) {
+        case '"': out += '"'; break;
+        case '\\': out += '\\'; break;
+        case '/': out += '/'; break;
+        case 'b': out += '\b'; break;
+        case 'f': out += '\f'; break;
+        case 'n': out += '\n'; break;
+        case 'r': out += '\r'; break;
+        case 't': out += '\t'; break;
+        case 'u': {
+          if (i + 4 > s.size()) return fail("short \\u escape");
+          int v = 0;
+          for (int k = 0; k < 4; ++k) {
+            const int h = hexval(s[i + static_cast<std::size_t>(k)]);
+            if (h < 0) return fail("bad \\u escape");
+            v = v * 16 + h;
+          }
+          i += 4;
+          if (v > 0xff) {
+            if (wide) *wide = true;
+            out += '?';
+          } else {
+            out += static_cast<char>(v);
+          }
+          break;
+        }
+        default: return fail("bad escape");
+      }
+    }
+  }
+  bool number(JsonValue& v) {
+    const std::size_t start = i;
+    bool neg = false;
+    if (i < s.size() && s[i] == '-') { neg = true; ++i; }
+    std::int64_t n = 0;
+    std::size_t digits = 0;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+      if (digits < 18) n = n * 10 + (s[i] - '0');
+      ++digits;
+      ++i;
+    }
+    if (digits == 0) { i = start; return fail("bad number"); }
+    if (i < s.size() && s[i] == '.') {
+      ++i;
+      std::int64_t f = 0;
+      int fd = 0;
+      while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+        if (fd < 6) { f = f * 10 + (s[i] - '0'); ++fd; }
+        ++i;
+      }
+      while (fd < 6) { f *= 10; ++fd; }
+      v.frac_us = f;
+      v.has_frac = true;
+    }
+    if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) return fail("exponents are not supported");
+    v.kind = JsonValue::number;
+    v.num = neg ? -n : n;
+    if (neg) v.frac_us = -v.frac_us;
+    return true;
+  }
+  bool skip_value(int depth) {
+    if (depth > 32) return fail("nesting too deep");
+    ws();
+    if (i >= s.size()) return fail("missing value");
+    const char c = s[i];
+    if (c == '"') { std::string tmp; return string(tmp, nullptr); }
+    if (c == '{' || c == '[') {
+      const char close = c == '{' ? '}' : ']';
+      ++i;
+      ws();
+      if (i < s.size() && s[i] == close) { ++i; return true; }
+      for (;;) {
+        if (c == '{') {
+          std::string k;
+          ws();
+          if (!string(k, nullptr)) return false;
+          ws();
+          if (i >= s.size() || s[i] != ':') return fail("expected ':'");
+          ++i;
+        }
+        if (!skip_value(depth + 1)) return false;
+        ws();
+        if (i < s.size() && s[i] == ',') { ++i; continue; }
+        if (i < s.size() && s[i] == close) { ++i; return true; }
+        return fail("expected ',' or a closing bracket");
+      }
+    }
+    JsonValue v;
+    return value(v, depth);
+  }
+  bool value(JsonValue& v, int depth) {
+    ws();
+    if (i >= s.size()) return fail("missing value");
+    const char c = s[i];
+    if (c == '"') { v.kind = JsonValue::string; return string(v.str, &v.wide); }
+    if (c == '-' || (c >= '0' && c <= '9')) return number(v);
+    auto word = [&](std::string_view w, JsonValue::Kind k, bool b) {
+      if (s.substr(i, w.size()) != w) return fail("bad literal");
+      i += w.size();
+      v.kind = k;
+      v.num = b ? 1 : 0;
+      return true;
+    };
+    if (c == 't') return word("true", JsonValue::boolean, true);
+    if (c == 'f') return word("false", JsonValue::boolean, false);
+    if (c == 'n') return word("null", JsonValue::null, false);
+    if (c == '{' || c == '[') { v.kind = JsonValue::other; return skip_value(depth); }
+    return fail("unexpected character");
+  }
+};
+}  // namespace
+
+bool parse_json_object(std::string_view line, std::vector<JsonField>& fields, std::string& error) {
+  fields.clear();
+  Parser p{line, 0, error};
+  p.ws();
+  if (p.i >= line.size() || line[p.i] != '{') return p.fail("not a JSON object");
+  ++p.i;
+  p.ws();
+  if (p.i < line.size() && line[p.i] == '}') { ++p.i; return true; }
+  for (;;) {
+    JsonField f;
+    p.ws();
+    if (!p.string(f.key, nullptr)) return false;
+    p.ws();
+    if (p.i >= line.size() || line[p.i] != ':') return p.fail("expected ':'");
+    ++p.i;
+    if (!p.value(f.value, 0)) return false;
+    fields.push_back(std::move(f));
+    p.ws();
+    if (p.i < line.size() && line[p.i] == ',') { ++p.i; continue; }
+    if (p.i < line.size() && line[p.i] == '}') { ++p.i; break; }
+    return p.fail("expected ',' or '}'");
+  }
+  p.ws();
+  if (p.i != line.size()) return p.fail("trailing characters after the object");
+  return true;
+}
+
+}  // namespace lockstep

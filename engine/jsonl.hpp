@@ -1,0 +1,47 @@
+#pragma once
+// The lockstep recording format: JSON Lines, one event per line (documented in
+// docs/recording.md). Bytes travel in JSON strings where every character U+0000-U+00FF
+// stands for one octet, so any byte sequence survives the round trip.
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/types.hpp"
+
+namespace lockstep {
+
+inline constexpr int kRecordingVersion = 1;
+
+// Appends `bytes` as the inside of a JSON string (no quotes): printable ASCII as is,
+// '"' and '\\' escaped, CR LF TAB as \r \n \t, every other octet as \u00XX.
+void json_escape_bytes(std::string& out, std::string_view bytes);
+
+// Writers for each event kind; each returns one line with its LF.
+std::string jsonl_meta(Time t, std::string_view tool_version);
+std::string jsonl_open(Time t, std::string_view conn, std::string_view client, std::string_view server);
+std::string jsonl_data(Time t, std::string_view conn, Dir dir, std::string_view bytes);
+std::string jsonl_close(Time t, std::string_view conn, Dir dir);
+std::string jsonl_end(Time t, std::string_view conn);
+std::string jsonl_fault(Time t, std::string_view conn, Dir dir, std::string_view what);
+
+// One value of a flat JSON object; nested objects and arrays are skipped (kind other).
+struct JsonValue {
+  enum Kind : std::uint8_t { string, number, boolean, null, other } kind = null;
+  std::string str;       // decoded string: each code point <= U+00FF as one octet
+  std::int64_t num = 0;  // integer part of a number
+  std::int64_t frac_us = 0;  // a fraction, in millionths (for "t": seconds.micro)
+  bool has_frac = false;
+  bool wide = false;     // the string held a code point above U+00FF (not a byte string)
+};
+
+struct JsonField {
+  std::string key;
+  JsonValue value;
+};
+
+// Parses one line holding a JSON object. Returns false and sets `error` when the line is
+// not a JSON object.
+bool parse_json_object(std::string_view line, std::vector<JsonField>& fields, std::string& error);
+
+}  // namespace lockstep
