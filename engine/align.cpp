@@ -135,6 +135,16 @@ void Session::Impl::commit_surplus(const std::shared_ptr<const Reply>& r, bool f
   ++surplus;
   events.emplace_back(PairEvent{false, r->index, {}, r->summary(80)});
   if (r->code == 421) {  // asynchronous shutdown: allowed with no command pending
+    find_reply("SMTP-3.8-421-ASYNC", *r,
+               "a 421 with no command waiting for it: a server may announce its shutdown at any time; replies "
+               "still owed are excused (RFC 5321 §3.8)");
+    if (std::string t = std::string(r->first_text()); opt.ordered && c_last_time > 0 && r->time - c_last_time < 300000000LL &&
+        (t.find("nactivity") != std::string::npos || t.find("imeout") != std::string::npos || t.find("idle") != std::string::npos))
+      find_reply("SMTP-4.5.3.2.7-SERVER-TIMEOUT", *r,
+                 fmt::format("the server gave up on an idle client after {:.1f} s; it should wait at least 5 minutes "
+                             "(RFC 5321 §4.5.3.2.7)",
+                             static_cast<double>(r->time - c_last_time) / 1e6))
+          .severity = Severity::warning;
     last_was_final = true;
     excused_from = std::min(excused_from, truth_next);
     st = State::closing;
@@ -150,6 +160,26 @@ void Session::Impl::commit_surplus(const std::shared_ptr<const Reply>& r, bool f
                           fmt::format("'{}' came after the server's final reply; after 221 (or 421) the server "
                                       "closes and sends nothing more (RFC 5321 §4.1.1.10)",
                                       r->summary(60)));
+    } else if (zero_bdat_pos != UINT64_MAX && truth_next == zero_bdat_pos) {
+      const bool refusal = r->code / 100 == 5 || r->code / 100 == 4;
+      rootf = &find_reply("LMTP-4.3-BDAT-LAST-ZERO-REPLIES", *r,
+                          fmt::format("no recipient was accepted, so BDAT LAST gets zero replies (RFC 2033 §4.3), but "
+                                      "'{}' came{}",
+                                      r->summary(60),
+                                      refusal ? "; as a refusal of the BDAT itself this is a case RFC 2033 leaves open" : ""));
+      if (refusal) rootf->severity = Severity::note;
+    } else if (prev && prev->kind == SlotKind::bdat_last) {
+      rootf = &find_reply("LMTP-4.3-BDAT-LAST-PER-RCPT", *r,
+                          fmt::format("BDAT LAST owes one reply per accepted recipient ({} here), but '{}' is one more "
+                                      "(RFC 2033 §4.3)",
+                                      prev->n, r->summary(60)),
+                          prev);
+    } else if (prev && prev->kind == SlotKind::command && prev->verb() == Verb::bdat && !prev->cmd->bdat_last) {
+      rootf = &find_reply("LMTP-4.3-BDAT-NONLAST-ONE-REPLY", *r,
+                          fmt::format("a BDAT without LAST gets exactly one reply, but '{}' is a second one "
+                                      "(RFC 2033 §4.3)",
+                                      r->summary(60)),
+                          prev);
     } else if (in_block && block) {
       rootf = &find_reply("LMTP-4.2-PER-RCPT-REPLIES", *r,
                           fmt::format("after end of data the server owes one reply per accepted recipient ({} "
@@ -186,7 +216,12 @@ void Session::Impl::commit_surplus(const std::shared_ptr<const Reply>& r, bool f
 void Session::Impl::commit_missing(Slot& s, bool first_edit) {
   ++missing;
   Finding* f;
-  if (s.kind == SlotKind::end_of_data || s.kind == SlotKind::bdat_last) {
+  if (s.kind == SlotKind::bdat_last) {
+    f = &find("LMTP-4.3-BDAT-LAST-PER-RCPT", Dir::server,
+              fmt::format("the server never sent the reply for {}: BDAT LAST owes one reply per accepted recipient "
+                          "({} here) (RFC 2033 §4.3)",
+                          s.label, s.n));
+  } else if (s.kind == SlotKind::end_of_data) {
     f = &find("LMTP-4.2-PER-RCPT-REPLIES", Dir::server,
               fmt::format("the server never sent the reply for {}: after end of data it owes one reply per "
                           "accepted recipient ({} here) (RFC 2033 §4.2)",
@@ -197,9 +232,21 @@ void Session::Impl::commit_missing(Slot& s, bool first_edit) {
     g.cause = f->id;
   } else {
     f = &find("SMTP-4.2-ONE-REPLY-PER-COMMAND", Dir::server,
-              fmt::format("the server never answered {}: every command gets exactly one reply (RFC 5321 §4.2, "
-                          "RFC 2920 §3.2 (9))",
+              fmt::format("the server never answered {}: every command gets exactly one reply (RFC 5321 §4.2)",
                           s.label));
+    // Later commands were answered, so the server dropped this one's input.
+    Finding& g = find("PIPE-3.2-NO-INPUT-FLUSH", Dir::server,
+                      fmt::format("{} got no reply while later commands did: the server lost pipelined input "
+                                  "(RFC 2920 §3.2 (9))",
+                                  s.label));
+    g.cause = f->id;
+    if (s.verb() == Verb::bdat) {
+      Finding& h = find("CHUNK-2-DISCARD-PIPELINED-CHUNKS", Dir::server,
+                        fmt::format("{} got no reply: every pipelined BDAT gets one, even after a failed one "
+                                    "(RFC 3030 §2)",
+                                    s.label));
+      h.cause = f->id;
+    }
   }
   f->command = s.label;
   f->proof = Proof::count;

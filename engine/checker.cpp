@@ -5,8 +5,8 @@
 namespace lockstep {
 
 struct Checker::Run {
-  explicit Run(const SourceInfo& i)
-      : session(SessionOptions{i.ordered, i.mid_session, i.content_visible}) {}
+  Run(const SourceInfo& i, bool mid)
+      : session(SessionOptions{i.ordered, i.mid_session || mid, i.content_visible}) {}
   Session session;
   SessionResult result;
   std::map<std::uint64_t, std::size_t> reply_entry;  // reply index -> ladder entry
@@ -17,10 +17,10 @@ Checker::Checker(SourceInfo info, std::string name, Sink sink, CheckerLimits lim
 
 Checker::~Checker() = default;
 
-Checker::Run& Checker::run(const std::string& conn, Time t) {
+Checker::Run& Checker::run(const std::string& conn, Time t, bool mid_session) {
   auto& slot = runs_[conn];
   if (!slot) {
-    slot = std::make_unique<Run>(info_);
+    slot = std::make_unique<Run>(info_, mid_session);
     slot->result.source = name_;
     slot->result.conn = conn;
     slot->result.info = info_;
@@ -34,9 +34,11 @@ void Checker::on(const SourceEvent& ev) {
   switch (ev.kind) {
     case K::open: {
       if (runs_.count(ev.conn)) done(ev.conn, ev.time, false);
-      Run& r = run(ev.conn, ev.time);
+      Run& r = run(ev.conn, ev.time, ev.bytes == "mid-session");
       r.result.client = ev.a;
       r.result.server = ev.b;
+      r.session.set_peers(ev.a, ev.b);
+      drain(r);
       break;
     }
     case K::data: {

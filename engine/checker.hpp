@@ -64,7 +64,7 @@ class Checker {
 
  private:
   struct Run;
-  Run& run(const std::string& conn, Time t);
+  Run& run(const std::string& conn, Time t, bool mid_session = false);
   void drain(Run& r);
   void done(const std::string& conn, Time t, bool capture_ended);
 

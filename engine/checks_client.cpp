@@ -117,6 +117,9 @@ void Session::Impl::check_command(const Command& c) {
                            "(RFC 2033 §4.1)",
                            to_string(v)));
       break;
+    case Verb::starttls:
+      if (!c.arg.empty()) find_cmd("STARTTLS-4-SYNTAX-AND-CODES", c, "STARTTLS takes no parameters (RFC 3207 §4)");
+      break;
     case Verb::lhlo:
       if (has_non_ascii(c.arg))
         find_cmd("SMTPUTF8-3.7.1-ASCII-HELLO", c, "the LHLO domain must be ASCII (RFC 6531 §3.7.1)");
@@ -192,7 +195,10 @@ void Session::Impl::check_command(const Command& c) {
       find_cmd("SIZE-3-MAIL-PARAM", c, "SIZE= takes 1 to 20 digits (RFC 1870 §3)");
     if (iequals(k, "BODY")) {
       const bool ok = iequals(p.value, "7BIT") || iequals(p.value, "8BITMIME") || iequals(p.value, "BINARYMIME");
-      if (!ok) find_cmd("8BITMIME-2-BODY-VALUES", c, "BODY= is 7BIT or 8BITMIME (or BINARYMIME with CHUNKING) (RFC 6152 §2)");
+      if (!ok && ccaps.binarymime)
+        find_cmd("CHUNK-3-BODY-VALUES", c, "BODY= is 7BIT, 8BITMIME or BINARYMIME (RFC 3030 §3)");
+      else if (!ok)
+        find_cmd("8BITMIME-2-BODY-VALUES", c, "BODY= is 7BIT or 8BITMIME (RFC 6152 §2)");
       if (iequals(p.value, "BINARYMIME") && ccaps.known && !ccaps.binarymime)
         find_cmd("CHUNK-3-NO-BINARY-UNLESS-ADVERTISED", c, "BODY=BINARYMIME without BINARYMIME advertised (RFC 3030 §3)");
     }
@@ -200,6 +206,13 @@ void Session::Impl::check_command(const Command& c) {
       find_cmd("SMTPUTF8-3.4-PARAM-NO-VALUE", c, "the SMTPUTF8 parameter takes no value (RFC 6531 §3.4)");
     if (iequals(k, "RET") && !(iequals(p.value, "FULL") || iequals(p.value, "HDRS")))
       find_cmd("DSN-4.3-RET", c, "RET= is FULL or HDRS (RFC 3461 §4.3)");
+    if ((iequals(k, "ENVID") && p.has_value && !is_xtext(p.value)) ||
+        (iequals(k, "ORCPT") && p.value.find(';') != std::string::npos &&
+         !is_xtext(std::string_view(p.value).substr(p.value.find(';') + 1))))
+      find_cmd("DSN-4-XTEXT", c,
+               fmt::format("{}= is not valid xtext: '+' must be followed by two upper-case hex digits and '=' or "
+                           "control characters must be encoded (RFC 3461 §4)",
+                           escape_bytes(k, 10)));
     if (iequals(k, "ENVID") && (!p.has_value || p.value.empty() || p.value.size() > 100 || !is_xtext(p.value)))
       find_cmd("DSN-4.4-ENVID", c, "ENVID= needs an xtext value of at most 100 characters (RFC 3461 §4.4)");
     if (iequals(k, "NOTIFY")) {

@@ -119,15 +119,34 @@ void Session::Impl::commit_pair(Slot& s, const std::shared_ptr<const Reply>& rp)
     switch (s.verb()) {
       case Verb::lhlo:
         if (code == 250) {
+          if (before == State::mail || before == State::rcpt) t_lhlo_reset_txn = true;
           tcaps = parse_capabilities(r);
           check_capabilities(r);
+          if (tcaps.enhanced_codes && pre_lhlo_no_esc > 0) {
+            Finding& f = find("ESC-4-REGARDLESS-OF-EHLO", Dir::server,
+                              fmt::format("{} repl{} before LHLO had no enhanced status code; a server with "
+                                          "ENHANCEDSTATUSCODES attaches them whether or not LHLO was sent "
+                                          "(RFC 2034 §4)",
+                                          pre_lhlo_no_esc, pre_lhlo_no_esc == 1 ? "y" : "ies"));
+            f.offset = pre_lhlo_offset;
+            f.located = true;
+          }
         }
         if (pos) t_rcpts.clear();
         break;
+      case Verb::auth:
+        if (code == 235) t_authed = true;
+        break;
       case Verb::mail:
+        t_lhlo_reset_txn = false;
         if (pos) {
           t_rcpts.clear();
           t_rcpt_total = 0;
+          t_declared_size = 0;
+          if (const Param* sz = s.cmd->param("SIZE"); sz && !sz->value.empty() && sz->value.size() < 20 &&
+                                                      std::all_of(sz->value.begin(), sz->value.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+            t_declared_size = std::stoull(sz->value);
+          t_mail_utf8 = s.cmd->param("SMTPUTF8") != nullptr;
           const Param* body = s.cmd->param("BODY");
           t_mail_body8 = body && (iequals(body->value, "8BITMIME") || iequals(body->value, "BINARYMIME"));
           t_mail_binary = body && iequals(body->value, "BINARYMIME");
@@ -143,6 +162,10 @@ void Session::Impl::commit_pair(Slot& s, const std::shared_ptr<const Reply>& rp)
       default:
         break;
     }
+  }
+  if (s.kind == SlotKind::command) {
+    t_last_verb = s.verb();
+    t_last_unknown = s.verb() == Verb::unknown;
   }
   const State after = transition(before, trigger_of(s.kind, s.verb(), s.last), outcome_of(code));
   if (after == State::ready && (s.kind == SlotKind::end_of_data || s.kind == SlotKind::bdat_last)) t_rcpts.clear();
@@ -220,6 +243,22 @@ void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
     }
   }
 
+  // Replies before LHLO: judged for enhanced codes once the LHLO reply shows whether the
+  // server has them (RFC 2034 §4).
+  if (!tcaps.known && !exempt && code > 0 && cls != 3 && !r.enhanced && !opt.mid_session) {
+    if (pre_lhlo_no_esc++ == 0) pre_lhlo_offset = r.offset;
+  }
+  if (code == 521 && s.kind != SlotKind::greeting && before != State::refused)
+    find_reply("NULLMX-3-521-AT-OPENING", r,
+               "521 is reserved for the connection opening (and the replies after a 521 greeting) (RFC 7504 §3)", &s)
+        .severity = Severity::warning;
+  if (before == State::refused && cmd && v != Verb::quit && code != 503 && code != 421 && code != 521)
+    find_reply("SMTP-3.1-554-GREETING", r,
+               fmt::format("after a 554 greeting the server should answer every command but QUIT with 503, not {} "
+                           "(RFC 5321 §3.1)",
+                           code),
+               &s)
+        .severity = Severity::warning;
   if (s.kind == SlotKind::greeting) {
     if (code == 220 || code == 554) {
       const std::string_view t = r.first_text();
@@ -250,6 +289,18 @@ void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
                              "(RFC 5321 §4.5.3.1.7)",
                              s.content_size),
                  &s);
+    if (code == 552 && s.kind == SlotKind::end_of_data && t_declared_size > 0 && s.content_size <= t_declared_size)
+      find_reply("SIZE-6.3-NO-552-WITHIN-DECLARED", r,
+                 fmt::format("552 after end of data, though the content ({} octets) is within the declared SIZE={} "
+                             "(RFC 1870 §6.3)",
+                             s.content_size, t_declared_size),
+                 &s)
+          .severity = Severity::warning;
+    if (cls == 2 && s.content_bare)
+      find_reply("SMUG-3-SAFE-SERVER-BEHAVIOUR", r,
+                 "the server accepted content holding a bare CR or LF; the safe reactions are to refuse it, or "
+                 "refuse and disconnect (smuggling hardening, not RFC text)",
+                 &s);
     if (tcaps.size_limit && code / 100 == 2 && s.content_size > *tcaps.size_limit)
       find_reply("SIZE-4-552-OVER-LIMIT", r,
                  fmt::format("the server accepted {} octets though it advertised SIZE {} (RFC 1870 §4)",
@@ -273,6 +324,56 @@ void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
 
   const bool required = v == Verb::lhlo || v == Verb::mail || v == Verb::rcpt || v == Verb::data ||
                         v == Verb::rset || v == Verb::noop || v == Verb::quit || v == Verb::vrfy;
+  // RFC 5321 §2.4: verbs are case-insensitive.
+  if ((code == 500 || code == 502) && v != Verb::unknown &&
+      std::any_of(c.verb_text.begin(), c.verb_text.end(), [](char ch) { return ch >= 'a' && ch <= 'z'; }))
+    find_reply("SMTP-2.4-CASE-INSENSITIVE", r,
+               fmt::format("'{}' was refused with {}; verbs are not case sensitive (RFC 5321 §2.4)", c.verb_text, code),
+               &s);
+  if (code == 502 && required && v != Verb::vrfy)
+    find_reply("SMTP-4.5.1-MINIMUM-COMMANDS", r,
+               fmt::format("{} got 502 'not implemented', but every LMTP server must implement it (RFC 5321 §4.5.1)",
+                           to_string(v)),
+               &s);
+  if (tcaps.known && (cls == 2 || cls == 3)) {
+    bool listed = true;
+    switch (v) {
+      case Verb::bdat: listed = tcaps.chunking; break;
+      case Verb::starttls: listed = tcaps.starttls; break;
+      case Verb::auth: listed = tcaps.auth; break;
+      case Verb::expn: listed = tcaps.has("EXPN"); break;
+      case Verb::etrn: listed = tcaps.has("ETRN"); break;
+      case Verb::help: listed = tcaps.has("HELP"); break;
+      default: break;
+    }
+    if (!listed)
+      find_reply("SMTP-4.1.1.1-EHLO-LISTS-NONREQUIRED", r,
+                 fmt::format("the server accepted {}, an optional command its LHLO reply did not list "
+                             "(RFC 5321 §4.1.1.1)",
+                             to_string(v)),
+                 &s)
+          .severity = v == Verb::help ? Severity::warning : Severity::error;
+  }
+  if (code == 530 && (v == Verb::noop || v == Verb::lhlo || v == Verb::quit || v == Verb::starttls))
+    find_reply("STARTTLS-4-530-TLS-REQUIRED", r,
+               fmt::format("{} got 530; a server that requires TLS first still accepts NOOP, LHLO, STARTTLS and QUIT "
+                           "(RFC 3207 §4)",
+                           to_string(v)),
+               &s)
+        .severity = Severity::warning;
+  if (!text_hint_noted && cls == 2 && (v == Verb::mail || v == Verb::rcpt) && !r.enhanced) {
+    std::string t(r.first_text());
+    std::transform(t.begin(), t.end(), t.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    if (t.find("sender") == std::string::npos && t.find("recipient") == std::string::npos &&
+        t.find('<') == std::string::npos && t.find("from") == std::string::npos && t.find("to") == std::string::npos) {
+      text_hint_noted = true;
+      find_reply("PIPE-3.2-TEXT-IDENTIFIES-COMMAND", r,
+                 fmt::format("'{}' does not say which command it answers; reply text should identify it "
+                             "(RFC 2920 §3.2 (10))",
+                             r.summary(40)),
+                 &s);
+    }
+  }
   if (code == 500 && required && well_formed)
     find_reply("SMTP-4.3.2-NO-500-FOR-REQUIRED", r,
                fmt::format("'{}' is a required command, well formed, and got 500 'not recognised' "
@@ -337,7 +438,12 @@ void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
         find_reply("DSN-5.1-INVALID-501", r, "a repeated RET or ENVID must get 501 (RFC 3461 §5.1)", &s);
       break;
     case Verb::rcpt:
-      if (cls == 2 && (before == State::ready || before == State::greeted))
+      if (cls == 2 && before == State::ready && t_lhlo_reset_txn)
+        find_reply("SMTP-4.1.4-EHLO-RESETS", r,
+                   "an accepted LHLO ended the transaction, yet the server accepted RCPT: it kept the old "
+                   "transaction (RFC 5321 §4.1.4)",
+                   &s);
+      else if (cls == 2 && (before == State::ready || before == State::greeted))
         find_reply("SMTP-3.3-RCPT-WITHOUT-MAIL-503", r,
                    "the server accepted RCPT with no open transaction; it must answer 503 (RFC 5321 §3.3, §4.1.4)", &s);
       if ((code == 452 || code == 552) && mentions_too_many(r) && t_rcpts.size() < 100)
@@ -345,6 +451,20 @@ void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
                    fmt::format("'too many recipients' after only {} accepted; servers must take 100 "
                                "(RFC 5321 §4.5.3.1.8)",
                                t_rcpts.size()),
+                   &s);
+      if (code == 500 && tcaps.dsn && c.length > 512 && c.length <= 1036)
+        find_reply("DSN-5.4-LINE-LENGTHS", r,
+                   fmt::format("a {}-octet RCPT line got 500; with DSN the server must take lines up to 1036 "
+                               "octets (RFC 3461 §5.4)",
+                               c.length),
+                   &s);
+      if (r.enhanced && r.enhanced->subject == 6 && r.enhanced->detail == 7 && code != 553)
+        find_reply("SMTPUTF8-3.5-REJECT-CODES", r,
+                   "a RCPT refused for its non-ASCII address gets 553 (RFC 6531 §3.5)", &s);
+      if ((code == 251 || code == 551) && !t_mail_utf8 &&
+          std::any_of(r.lines[0].begin(), r.lines[0].end(), [](char ch) { return static_cast<unsigned char>(ch) >= 0x80; }))
+        find_reply("SMTPUTF8-3.7.4.1-251-551-ASCII", r,
+                   "a 251/551 naming a non-ASCII mailbox, though MAIL had no SMTPUTF8 parameter (RFC 6531 §3.7.4.1)",
                    &s);
       if (code == 552 && mentions_too_many(r))
         find_reply("SMTP-4.5.3.1.10-TOO-MANY-452", r,
@@ -361,6 +481,9 @@ void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
       if (n > 0 && (code == 503 || code == 554) && before == State::rcpt)
         find_reply("PIPE-3.2-DATA-POSITIVE-IFF-RCPT", r,
                    fmt::format("{} recipient(s) were accepted, yet DATA got {} (RFC 2920 §3.2 (3))", n, code), &s);
+      if ((code == 500 || code == 502) && tcaps.chunking)
+        find_reply("CHUNK-2-DATA-STILL-SUPPORTED", r,
+                   "a server that offers CHUNKING must still support DATA (RFC 3030 §2)", &s);
       if (code == 354 && t_mail_binary)
         find_reply("CHUNK-3-BINARYMIME-NO-DATA-503", r,
                    "DATA after MAIL with BODY=BINARYMIME must get 503 (RFC 3030 §3)", &s);
@@ -385,6 +508,13 @@ void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
                    fmt::format("{} should be processed before LHLO too, not refused with 503 (RFC 5321 §4.1.4)",
                                to_string(v)),
                    &s);
+      if (v == Verb::vrfy && (code == 500 || code == 502))
+        find_reply("SMTP-3.5.3-VRFY-NOT-IMPLEMENTED", r,
+                   "VRFY is refused as not implemented: allowed, but not in full compliance (RFC 5321 §3.5.3)", &s);
+      if ((v == Verb::vrfy || v == Verb::expn) && !c.param("SMTPUTF8") &&
+          std::any_of(r.lines[0].begin(), r.lines[0].end(), [](char ch) { return static_cast<unsigned char>(ch) >= 0x80; }))
+        find_reply("SMTPUTF8-3.7.4.2-VRFY-EXPN", r,
+                   "a UTF-8 reply to VRFY/EXPN sent without the SMTPUTF8 parameter (RFC 6531 §3.7.4.2)", &s);
       if (v == Verb::vrfy && (cls == 2 || code == 551) && code != 252) {
         const std::string_view t = r.first_text();
         if (t.find('<') == std::string_view::npos || t.find('@') == std::string_view::npos)
@@ -393,6 +523,43 @@ void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
                      &s);
       }
       break;
+    case Verb::starttls:
+      if (!(code == 220 || code == 501 || code == 454 || code == 421 || code == 500 || code == 502 || code == 503 ||
+            code == 530))
+        find_reply("STARTTLS-4-SYNTAX-AND-CODES", r,
+                   fmt::format("STARTTLS is answered 220, 501 or 454, not {} (RFC 3207 §4)", code), &s);
+      break;
+    case Verb::auth: {
+      if (code == 334) {
+        const std::string_view t = r.first_text();
+        const bool b64 = std::all_of(t.begin(), t.end(), [](char ch) {
+          return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '+' ||
+                 ch == '/' || ch == '=';
+        });
+        if (!b64)
+          find_reply("AUTH-4-334-BASE64-ONLY", r, "a 334 challenge may hold only base64 text (RFC 4954 §4)", &s);
+      }
+      const bool goes_on = code == 334 || code == 235;
+      if (goes_on && t_authed)
+        find_reply("AUTH-4-ONCE", r, "a second AUTH after a successful one must get 503 (RFC 4954 §4)", &s);
+      if (goes_on && (before == State::mail || before == State::rcpt))
+        find_reply("AUTH-4-NOT-IN-TRANSACTION", r, "AUTH inside a mail transaction must get 503 (RFC 4954 §4)", &s);
+      if (c_auth_cancel && code != 334 && code != 501 && code != 421)
+        find_reply("AUTH-4-CANCEL-501", r, "a client '*' cancels AUTH and must get 501 (RFC 4954 §4)", &s);
+      if (goes_on && tcaps.known && tcaps.auth) {
+        const std::string mech = c.arg.substr(0, c.arg.find(' '));
+        bool listed = false;
+        for (const auto& k : tcaps.keywords)
+          if (iequals(k.name, "AUTH"))
+            for (const auto& m : k.params) listed = listed || iequals(m, mech);
+        if (!listed)
+          find_reply("AUTH-4-UNKNOWN-MECH-504", r,
+                     fmt::format("mechanism {} was not advertised; the server must refuse it with 504 (RFC 4954 §4)",
+                                 escape_bytes(mech, 30)),
+                     &s);
+      }
+      break;
+    }
     default:
       break;
   }

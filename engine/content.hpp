@@ -46,6 +46,8 @@ class ContentScanner {
   // are left in `in` for the command parser.
   std::size_t feed(std::string_view in);
   const ContentReport& report() const { return rep_; }
+  // Content octets consumed so far.
+  std::uint64_t consumed() const { return off_ - rep_.start; }
 
  private:
   enum Tok : std::uint8_t { crlf, cr, lf, nul, dot, other };

@@ -1,7 +1,9 @@
 // Reader of Postfix `lmtp -v` / `smtp -v` logs, classic syslog or Postfix's own
 // maillog_file. Lines "> host: COMMAND" and "< host: REPLY" of one process form a
-// session; "smtp_connect_addr: trying" (or _unix) starts one and "connection closed"
-// ends it; delivery status lines ("status=bounced (... in reply to DATA command)") are
+// session; "smtp_connect_addr: trying" (or _unix) starts one, "smtp_session_activate"
+// starts one on a cached connection (mid-way: its start is in another process's log),
+// and the next start or the end of the log ends it ("connection closed" is the queue
+// manager's link, not the LMTP connection); delivery status lines ("status=bounced (... in reply to DATA command)") are
 // attached to the session of their process. Postfix logs the end of data as "> host: ."
 // but not the content. It logs a reply when it reads it, not
 // when it arrives, so the log gives no wire order: only count-based proofs apply.
@@ -59,7 +61,6 @@ Time parse_stamp(std::string_view l, std::size_t& rest) {
 
 struct Proc {
   std::string conn;      // current session, empty when none is open
-  bool had_commands = false;
   std::uint32_t sessions = 0;
 };
 
@@ -72,7 +73,7 @@ class PostfixSource final : public Source {
     i.format = "postfix";
     i.ordered = false;
     i.content_visible = false;
-    i.mid_session = true;
+    i.mid_session = false;  // per session: see the open events
     i.order_note =
         "Postfix -v log: replies are logged when Postfix reads them, not when they arrive, so only the "
         "count and impossible-code proofs apply; message content is not logged";
@@ -117,9 +118,8 @@ class PostfixSource final : public Source {
     e.bytes = capture_ended ? "capture-ended" : "";
     queue_.push_back(std::move(e));
     p.conn.clear();
-    p.had_commands = false;
   }
-  void open(Proc& p, const std::string& pid, Time t, std::string_view peer) {
+  void open(Proc& p, const std::string& pid, Time t, std::string_view peer, bool mid_session) {
     p.conn = fmt::format("{}#{}", pid, ++p.sessions);
     SourceEvent e;
     e.kind = SourceEvent::Kind::open;
@@ -127,6 +127,7 @@ class PostfixSource final : public Source {
     e.time = t;
     e.a = "postfix[" + pid + "]";
     e.b = std::string(peer);
+    if (mid_session) e.bytes = "mid-session";
     queue_.push_back(std::move(e));
     last_conn_[pid] = p.conn;
   }
@@ -148,14 +149,18 @@ class PostfixSource final : public Source {
     last_time_ = t;
     Proc& p = procs_[pid];
 
+    // A new connection ("trying:"), or a cached one taken over by this process
+    // ("smtp_session_activate", then RSET): the process's previous session went to the
+    // cache or was closed without a trace in the log, so it ends as a cut-off capture.
     if (text.starts_with("smtp_connect_addr: trying:") || text.starts_with("smtp_connect_unix: trying:")) {
-      if (!p.conn.empty()) end(p, t, false);
+      if (!p.conn.empty()) end(p, t, true);
       const auto colon = text.find("trying: ");
-      open(p, pid, t, text.substr(colon + 8));
+      open(p, pid, t, text.substr(colon + 8), false);
       return;
     }
-    if (text == "connection closed" || text.starts_with("smtp_session_free") ) {
-      if (!p.conn.empty() && p.had_commands) end(p, t, false);
+    if (text.starts_with("smtp_session_activate: dest=")) {
+      if (!p.conn.empty()) end(p, t, true);
+      open(p, pid, t, "cached connection", true);
       return;
     }
     if ((text.starts_with("> ") || text.starts_with("< ")) && text.size() > 2) {
@@ -164,8 +169,7 @@ class PostfixSource final : public Source {
       if (sep == std::string_view::npos) return;
       const std::string_view peer = text.substr(2, sep - 2);
       const std::string_view payload = text.substr(sep + 2);
-      if (p.conn.empty()) open(p, pid, t, peer);  // a log excerpt starting mid-session
-      if (d == Dir::client) p.had_commands = true;
+      if (p.conn.empty()) open(p, pid, t, peer, true);  // a log excerpt starting mid-session
       push(SourceEvent::Kind::data, p.conn, d, std::string(payload) + "\r\n", t);
       return;
     }

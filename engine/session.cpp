@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <cstdlib>
+#include <utility>
+
 #include "engine/session_impl.hpp"
 
 namespace lockstep {
@@ -106,6 +109,17 @@ void Session::Impl::on_client_bytes(std::string_view b) {
   while (!b.empty()) {
     switch (cmode) {
       case CMode::tls:
+        if (tls_first && !b.empty()) {
+          tls_first = false;
+          if (static_cast<unsigned char>(b[0]) != 0x16) {
+            Finding& f = find("STARTTLS-4-NOTHING-BEFORE-HANDSHAKE", Dir::client,
+                              "after the 220 to STARTTLS the client sent bytes that are not a TLS handshake record: "
+                              "it must start TLS before anything else (RFC 3207 §4)");
+            f.offset = coff;
+            f.located = true;
+            f.bytes = escape_bytes(b.substr(0, 40));
+          }
+        }
         coff += b.size();
         return;
       case CMode::await_data:
@@ -183,6 +197,14 @@ void Session::Impl::on_client_bytes(std::string_view b) {
 void Session::Impl::decide_data(bool accepted) {
   std::string held = std::move(await_buf);
   await_buf.clear();
+  if (!accepted && !held.empty()) {
+    Finding& f = find("SMTP-3.3-NO-DATA-WITHOUT-354", Dir::client,
+                      "the client sent message content before DATA was answered, and DATA was refused: content must "
+                      "not be sent without a 354 (RFC 5321 §3.3); the server reads it as commands");
+    f.offset = coff;
+    f.located = true;
+    f.bytes = escape_bytes(std::string_view(held).substr(0, 60));
+  }
   if (accepted) {
     cmode = CMode::content;
     content.start(coff);
@@ -196,6 +218,7 @@ void Session::Impl::decide_data(bool accepted) {
 void Session::Impl::on_client_line(const Line& line) {
   if (expect_auth_line) {  // RFC 4954 §4: the answer to a 334 is not a command
     expect_auth_line = false;
+    if (line.text == "*") c_auth_cancel = true;
     return;
   }
   auto cmd = std::make_shared<Command>(parse_command(line.text));
@@ -210,6 +233,13 @@ void Session::Impl::on_client_line(const Line& line) {
   check_pipelining(*cmd);
   check_command(*cmd);
 
+  if (c_out_of_range && (cmd->verb == Verb::rcpt || cmd->verb == Verb::data || cmd->verb == Verb::bdat))
+    find_cmd("SMTP-4.2-CLIENT-OUT-OF-RANGE", *cmd,
+             "the client went on with the transaction after a reply code outside 2-5, which it should treat as "
+             "fatal (RFC 5321 §4.2)")
+        .severity = Severity::warning;
+  if (cmd->verb == Verb::mail || cmd->verb == Verb::rset || cmd->verb == Verb::lhlo) c_out_of_range = false;
+  if (cmd->verb == Verb::auth) c_auth_cancel = false;
   if (cmd->verb == Verb::quit) quit_sent = true;
   if (cmd->verb == Verb::mail) c_txn = Txn::pending;
   if (cmd->verb == Verb::rset || cmd->verb == Verb::lhlo) {
@@ -255,6 +285,13 @@ void Session::Impl::materialize() {
 }
 
 void Session::Impl::make_slots(const std::shared_ptr<const Command>& cmd) {
+  if (cmd->verb == Verb::bdat && !cmd->syntax.bad_bdat) bdat_slot = nslots;
+  if (cmd->verb == Verb::bdat && !cmd->syntax.bad_bdat && cmd->bdat_last && c_rcpts.empty() && c_txn != Txn::none) {
+    // RFC 2033 §4.3: no accepted recipient, so BDAT LAST gets zero replies.
+    zero_bdat_pos = nslots;
+    c_last_bdat_done = true;
+    return;
+  }
   if (cmd->verb == Verb::bdat && !cmd->syntax.bad_bdat && cmd->bdat_last &&
       (!c_rcpts.empty() || c_txn == Txn::none)) {
     // RFC 2033 §4.3: one reply per accepted recipient (none when none was accepted).
@@ -303,6 +340,13 @@ void Session::Impl::on_end_of_data() {
   ev.time = now;
   events.emplace_back(ev);
   if (opt.content_visible) check_content(rep);
+  if (opt.content_visible && c_rcpts.empty() && !rep.empty && ccaps.known) {
+    Finding& f = find("PIPE-3.1-CHECK-ALL-STATUSES", Dir::client,
+                      "no recipient was accepted, yet the client sent message content after the 354; it must check "
+                      "every status and send only a single dot (RFC 2920 §3.1)");
+    f.offset = rep.start;
+    f.located = true;
+  }
   // RFC 2033 §4.2: after the final ".", one reply per accepted RCPT, in RCPT order.
   const auto n = static_cast<std::uint32_t>(c_rcpts.size());
   for (std::uint32_t k = 1; k <= n; ++k) {
@@ -314,6 +358,8 @@ void Session::Impl::on_end_of_data() {
     s.rcpt = c_rcpts[k - 1];
     s.eod_offset = rep.start + rep.wire_octets - 3;
     s.content_size = rep.size;
+    s.time = now;
+    s.content_bare = rep.bare_lf.count + rep.bare_cr.count > 0;
     s.label = n == 1 ? fmt::format("end of data (<{}>)", s.rcpt)
                      : fmt::format("end of data (reply {}/{}, <{}>)", k, n, s.rcpt);
     push_slot(std::move(s));
@@ -351,6 +397,10 @@ void Session::Impl::on_reply(Reply r) {
   // end of data (SMUG-2, proof (a)).
   if (cmode == CMode::content && opt.ordered && !content.report().smuggling.empty()) {
     const auto& sm = content.report().smuggling.front();
+    if (sm.name == "lflf")
+      find_reply("SMTP-4.1.1.4-LF-DOT-LF-NOT-EOD", *rp,
+                 "the server answered after <LF>.<LF>, which must not end the data (RFC 5321 §4.1.1.4)")
+          .proof = Proof::order;
     Finding& f = find_reply("SMUG-2-SERVER-ACCEPTS-AMBIGUOUS-EOD", *rp,
                             fmt::format("the server replied while the client was still sending content, after the "
                                         "ambiguous sequence {} at client offset {}: it treated it as the end of data "
@@ -359,11 +409,26 @@ void Session::Impl::on_reply(Reply r) {
     f.proof = Proof::order;
   }
   if (!deferred.empty() && client_next >= nslots) materialize();
+  if (cmode == CMode::content && opt.ordered && t_declared_size > 0 && content.consumed() >= t_declared_size) {
+    Finding& f = find_reply("SIZE-6-NOT-END-OF-CONTENT", *rp,
+                            fmt::format("the server replied after {} octets of content, the declared SIZE, before the "
+                                        "end-of-data line: SIZE must not end the content (RFC 1870 §6)",
+                                        content.consumed()));
+    f.proof = Proof::order;
+  }
   align(rp);
   if (client_next < nslots) {
     client_pair(slot(client_next++), rp);
   } else {
     backlog.push_back(rp);
+    if (opt.ordered && cmode == CMode::command && csplit.pending() > 0)
+      find_reply("SMTP-2.4-NO-ACTION-BEFORE-CRLF", *rp,
+                 "the server replied while the client's command line was still unfinished: it acted before the "
+                 "CRLF (RFC 5321 §2.4)");
+    if (opt.ordered && rp->code == 354 && rp->code != 421)
+      find_reply("PIPE-3.2-NO-ASSUMPTIONS", *rp,
+                 "a 354 arrived before the client sent DATA: the server assumed a command it had not received "
+                 "(RFC 2920 §3.2 (8))");
     if (opt.ordered && rp->code != 421) {
       Finding& f = find_reply(
           "DESYNC-1-UNSOLICITED", *rp,
@@ -391,6 +456,16 @@ Session::Impl::Rec& Session::Impl::rec(std::uint64_t reply) {
 void Session::Impl::client_pair(Slot& s, const std::shared_ptr<const Reply>& r) {
   events.emplace_back(PairEvent{true, r->index, s.label, r->summary(80)});
   const int code = r->code;
+  if (code < 200 || code >= 600) c_out_of_range = true;
+  // A BDAT's error reply must wait for the whole chunk (RFC 3030 §2).
+  if (s.index == bdat_slot && cmode == CMode::bdat && bdat_left > 0 && opt.ordered && code / 100 != 2) {
+    Finding& f = find_reply("CHUNK-2-CONSUME-ON-FAILURE", *r,
+                            fmt::format("the server refused the BDAT chunk with {} octets of it still unsent: it must "
+                                        "read and discard the whole chunk first (RFC 3030 §2)",
+                                        bdat_left),
+                            &s);
+    f.proof = Proof::order;
+  }
   const bool pos = code / 100 == 2;
   if (s.kind == SlotKind::greeting) {
     c_greeted = true;
@@ -417,7 +492,10 @@ void Session::Impl::client_pair(Slot& s, const std::shared_ptr<const Reply>& r) 
         if (code == 334) expect_auth_line = true;
         break;
       case Verb::starttls:
-        if (code == 220) cmode = CMode::tls;
+        if (code == 220) {
+          cmode = CMode::tls;
+          tls_first = true;
+        }
         break;
       default:
         break;
@@ -464,6 +542,32 @@ void Session::Impl::resolve(std::uint64_t reply) {
         f.proof = Proof::impossible_code;
         f.cause = root;
       }
+      const Slot* ts = x.tslot >= 0 && static_cast<std::uint64_t>(x.tslot) >= slot_base ? &slot(static_cast<std::uint64_t>(x.tslot)) : nullptr;
+      if (ts && hint_mismatch(cs.kind, cs.verb(), r) && !hint_mismatch(ts->kind, ts->verb(), r))
+        find_reply("DESYNC-6-HINTS", r,
+                   fmt::format("its enhanced code {} fits {}, not {}", r.enhanced ? r.enhanced->str() : std::string("?"),
+                               ts->label, cs.label),
+                   &cs);
+      // What the client does with the mispaired reply (DESYNC-8).
+      std::string action;
+      if (cs.kind == SlotKind::command && cs.verb() == Verb::data)
+        action = r.code == 354 ? "sends its message content" : "does not send its message content and gives up the transaction";
+      else if (cs.kind == SlotKind::end_of_data || cs.kind == SlotKind::bdat_last)
+        action = fmt::format("records the delivery to <{}> as {}", cs.rcpt,
+                             r.code / 100 == 2 ? "done" : (r.code / 100 == 4 ? "deferred" : "failed"));
+      else if (cs.kind == SlotKind::command && cs.verb() == Verb::rcpt)
+        action = fmt::format("counts <{}> as {}", cs.cmd->path, r.code / 100 == 2 ? "accepted" : "refused");
+      if (!action.empty()) {
+        Finding& f = find_reply("DESYNC-8-CLIENT-ACTIONS", r,
+                                fmt::format("the client acts on '{}' as the reply to {}: it {}{}", r.summary(60), cs.label,
+                                            action,
+                                            ts ? fmt::format(", while the server meant it for {}", ts->label)
+                                               : std::string(", though it answers nothing")),
+                                &cs);
+        f.cause = root;
+        f.side = Dir::client;
+        f.severity = Severity::note;  // the mechanism of the failure, not a fault of the client
+      }
     }
   }
   while (!recs.empty() && recs.front().cslot != kPending && recs.front().tslot != kPending) {
@@ -480,6 +584,20 @@ void Session::Impl::close(Dir d, Time t) {
   if (d == Dir::client) {
     if (client_closed) return;
     client_closed = true;
+    // RFC 5321 §4.5.3.2: minimum times a client waits for each reply.
+    if (client_next < nslots && !server_closed) {
+      const Slot& w = slot(client_next);
+      const Time since = w.kind == SlotKind::greeting ? 0 : (w.cmd ? w.cmd->time : w.time);
+      Time minimum = 5 * 60 * 1000000LL;
+      if (w.kind == SlotKind::command && w.verb() == Verb::data) minimum = 2 * 60 * 1000000LL;
+      if (w.kind == SlotKind::end_of_data || w.kind == SlotKind::bdat_last) minimum = 10 * 60 * 1000000LL;
+      if (since > 0 && t - since < minimum)
+        find("SMTP-4.5.3.2-CLIENT-TIMEOUTS", Dir::client,
+             fmt::format("the client gave up after {:.1f} s waiting for the reply to {}; RFC 5321 §4.5.3.2 asks for "
+                         "at least {} minutes",
+                         static_cast<double>(t - since) / 1e6, w.label, minimum / 60000000))
+            .severity = Severity::warning;
+    }
     if (!quit_sent && !server_closed && !last_was_final && st != State::tls)
       find("SMTP-4.1.1.10-NO-CLOSE-BEFORE-QUIT", Dir::client,
            "the client closed the connection without sending QUIT (RFC 5321 §4.1.1.10)");
@@ -492,6 +610,10 @@ void Session::Impl::close(Dir d, Time t) {
   } else {
     if (server_closed) return;
     server_closed = true;
+    if (t_last_unknown && !last_was_final)
+      find("SMTP-3.8-UNKNOWN-COMMAND-500", Dir::server,
+           "the server closed the connection after an unknown command; it must answer 500 and wait for more "
+           "(RFC 5321 §3.8)");
     if (!last_was_final && st != State::refused && st != State::tls && st != State::unknown) {
       find("SMTP-3.8-SERVER-CLOSE", Dir::server,
            fmt::format("the server closed the connection in state '{}' without a 221 to QUIT or a 421 "
@@ -581,11 +703,60 @@ Session& Session::operator=(Session&&) noexcept = default;
 
 void Session::feed(Dir dir, std::string_view bytes, Time t) {
   impl_->now = t;
-  if (dir == Dir::client) impl_->on_client_bytes(bytes);
+  if (dir == Dir::client) {
+    impl_->c_last_time = t;
+    impl_->on_client_bytes(bytes);
+  }
   else impl_->on_server_bytes(bytes);
 }
 
 void Session::close(Dir dir, Time t) { impl_->close(dir, t); }
+
+namespace {
+// The host and port of an address as lockstep's sources write them; port 0 when none.
+std::pair<std::string, unsigned> split_address(std::string_view a) {
+  if (a.starts_with("unix:") || a.starts_with("/") || a.empty()) return {"unix", 0};
+  unsigned port = 0;
+  const auto colon = a.rfind(':');
+  const auto bracket = a.rfind(']');
+  std::string_view host = a;
+  if (colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket)) {
+    for (char c : a.substr(colon + 1)) {
+      if (c < '0' || c > '9') { port = 0; break; }
+      port = port * 10 + static_cast<unsigned>(c - '0');
+    }
+    host = a.substr(0, colon);
+  }
+  if (const auto lb = host.find('['); lb != std::string_view::npos) {  // "name[addr]" or "[v6]"
+    const auto rb = host.find(']', lb);
+    host = host.substr(lb + 1, rb == std::string_view::npos ? rb : rb - lb - 1);
+  }
+  return {std::string(host), port};
+}
+bool local_or_private(const std::string& h) {
+  if (h == "unix" || h == "localhost" || h == "::1" || h.starts_with("127.") || h.starts_with("10.") ||
+      h.starts_with("192.168.") || h.starts_with("fc") || h.starts_with("fd") || h.starts_with("fe80"))
+    return true;
+  if (h.starts_with("172.")) {
+    const int second = std::atoi(h.c_str() + 4);
+    return second >= 16 && second <= 31;
+  }
+  return h.find('.') == std::string::npos && h.find(':') == std::string::npos;  // a bare name: unknown, assume local
+}
+}  // namespace
+
+void Session::set_peers(std::string_view client, std::string_view server) {
+  const auto [host, port] = split_address(server);
+  if (port == 25)
+    impl_->find("LMTP-5-NOT-PORT-25", Dir::server,
+                fmt::format("the LMTP server is reached on TCP port 25 ({}); LMTP must not use port 25 (RFC 2033 §5)",
+                            server));
+  const auto c = split_address(client);
+  if (!local_or_private(host) || !local_or_private(c.first))
+    impl_->find("LMTP-5-NO-WAN", Dir::server,
+                fmt::format("LMTP between {} and {}: it should not cross a wide area network (RFC 2033 §5)", client,
+                            server));
+}
 void Session::finish(Time t, bool capture_ended) {
   impl_->now = t;
   impl_->finish(capture_ended);

@@ -43,6 +43,8 @@ struct Slot {
   std::string rcpt;                    // the recipient a per-recipient slot reports on
   std::uint64_t eod_offset = 0;        // client offset of the end-of-data line
   std::uint64_t content_size = 0;      // RFC 1870 size of the content it closes
+  bool content_bare = false;           // that content held a bare CR or LF
+  Time time = 0;                       // when the end of data was sent
   std::string label;
   Verb verb() const { return cmd ? cmd->verb : Verb::unknown; }
 };
@@ -56,6 +58,9 @@ class Session {
 
   // Feeds bytes seen travelling in direction `dir` at time `t`.
   void feed(Dir dir, std::string_view bytes, Time t);
+  // The addresses of the two peers ("host:port", "[v6]:port", "unix:/path" or Postfix's
+  // "host[addr]:port"), for the deployment rules of RFC 2033 §5.
+  void set_peers(std::string_view client, std::string_view server);
   // The peer sending in `dir` closed its side of the connection.
   void close(Dir dir, Time t);
   // No more input. `capture_ended` when the source simply stops (a log excerpt, a cut

@@ -30,7 +30,7 @@ struct Session::Impl {
   bool bdat_prev_cr = false, bdat_binary = false, bdat_reported = false;
   std::uint64_t bdat_size_total = 0;
   std::uint32_t ncommands = 0;
-  bool quit_sent = false, expect_auth_line = false;
+  bool quit_sent = false, expect_auth_line = false, tls_first = false;
   bool client_closed = false, server_closed = false;
 
   // ---- server stream
@@ -55,7 +55,12 @@ struct Session::Impl {
   bool c_bdat_failed = false;        // the client saw a BDAT refused
   bool c_last_bdat_done = false;
   bool c_greeted = false;
-  std::uint32_t c_rcpt_unpaired = 0;  // RCPT commands the client has no reply for yet
+  std::uint32_t c_rcpt_unpaired = 0;
+  bool c_out_of_range = false;       // the client saw a reply code outside 2-5
+  bool c_auth_cancel = false;        // the client answered a 334 with "*"
+  std::uint64_t bdat_slot = UINT64_MAX;  // the slot of the BDAT whose chunk is being sent
+  std::uint64_t zero_bdat_pos = UINT64_MAX;  // where a BDAT LAST owed zero replies
+  Time c_last_time = 0;              // when the client last sent bytes  // RCPT commands the client has no reply for yet
   std::vector<std::shared_ptr<const Command>> deferred;  // commands waiting for a slot count
 
   // ---- realigned view
@@ -65,6 +70,14 @@ struct Session::Impl {
   std::vector<std::string> t_rcpts;
   std::uint32_t t_rcpt_total = 0;  // RCPT commands accepted or not, for the 100 rule
   bool t_mail_body8 = false, t_mail_binary = false, t_last_bdat = false;
+  std::uint64_t t_declared_size = 0;    // SIZE= of the open transaction
+  bool t_lhlo_reset_txn = false;        // an LHLO reset a transaction: the next RCPT must fail
+  bool t_authed = false, t_mail_utf8 = false;
+  Verb t_last_verb = Verb::unknown;     // the last command the server answered
+  bool t_last_unknown = false;          // ... was an unrecognised verb
+  std::uint32_t pre_lhlo_no_esc = 0;    // replies before LHLO without an enhanced code
+  std::uint64_t pre_lhlo_offset = 0;
+  bool text_hint_noted = false;
   std::uint64_t excused_from = UINT64_MAX;  // slots from here are excused by a 421
   std::uint64_t surplus = 0, missing = 0, async421 = 0;
   std::uint32_t root = 0;          // id of the first desync's root finding

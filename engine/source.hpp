@@ -13,7 +13,8 @@ namespace lockstep {
 
 struct SourceEvent {
   enum class Kind : std::uint8_t {
-    open,    // a connection starts: client/server addresses in a, b
+    open,    // a connection starts: client/server addresses in a, b; bytes "mid-session"
+             // when the source joins a connection after its start
     data,    // bytes in direction `dir`
     close,   // the peer sending in `dir` closed its side
     end,     // the connection is over (both sides gone, or the log says so)

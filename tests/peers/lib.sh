@@ -117,7 +117,7 @@ stop_pid() {
   local pid=$1 seconds=$2 deadline p
   local -a tree left
   pid_alive "$pid" || return 0
-  mapfile -t tree < <(descendants "$pid")
+  read -r -a tree <<<"$(descendants "$pid" | tr '\n' ' ')"
   kill -TERM "$pid" 2>/dev/null || true
   deadline=$((SECONDS + seconds))
   while :; do

@@ -5,7 +5,7 @@
 #        tests/peers/postfix.sh log DIR
 #        tests/peers/postfix.sh wait-queue-empty DIR SECONDS
 #        tests/peers/postfix.sh conf DIR NAME=VALUE...
-#        tests/peers/postfix.sh excerpt DIR
+#        tests/peers/postfix.sh excerpt DIR|LOGFILE
 #
 # A private Postfix instance (run as root, config DIR/etc, queue DIR/spool,
 # nothing under /etc changed) used as an LMTP client with "lmtp -v" logging.
@@ -21,7 +21,8 @@
 #   conf              postconf -e NAME=VALUE... and reload when running.
 #   excerpt           prints the log lines of the lmtp, qmgr, pickup, cleanup
 #                     and bounce processes, whole and unmodified, without the
-#                     internal attribute dumps of "-v" (the fixture excerpt).
+#                     internal attribute dumps of "-v" (the fixture excerpt),
+#                     from DIR's log or from any Postfix log file.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -231,10 +232,12 @@ conf() {
 }
 
 excerpt() {
-  local dir
+  local log
   [ $# -eq 1 ] || usage
-  dir=$(abs_dir "$1")
-  grep -E ' postfix/(lmtp|qmgr|pickup|cleanup|bounce)\[[0-9]+\]: ' "$dir/log/postfix.log" |
+  log=$1
+  [ -d "$log" ] && log=$log/log/postfix.log
+  [ -r "$log" ] || die "cannot read $log"
+  grep -E ' postfix/(lmtp|qmgr|pickup|cleanup|bounce)\[[0-9]+\]: ' "$log" |
     grep -vE '\]: (send attr |input attribute (name|value): )| wanted attribute: ' || true
 }
 

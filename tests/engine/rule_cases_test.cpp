@@ -1,0 +1,29 @@
+#include <catch2/catch.hpp>
+
+#include "tests/engine/rule_cases.hpp"
+
+using namespace lockstep;
+using namespace lockstep::test;
+
+namespace lockstep::test {
+std::vector<RuleCase> all_rule_cases() {
+  std::vector<RuleCase> all;
+  for (auto part : {lmtp_cases(), smtp_cases(), extension_cases(), desync_cases()})
+    all.insert(all.end(), part.begin(), part.end());
+  return all;
+}
+}  // namespace lockstep::test
+
+TEST_CASE("every rule case reports its rule on the violating session and not on the conforming one",
+          "[engine][rules]") {
+  for (const RuleCase& c : all_rule_cases()) {
+    DYNAMIC_SECTION(c.rule) {
+      const RunResult bad = run_script(c.bad, c.opts, c.capture_ended);
+      INFO("violating session:\n" << bad.dump());
+      CHECK(bad.has(c.rule));
+      const RunResult good = run_script(c.good, c.opts, c.capture_ended);
+      INFO("conforming session:\n" << good.dump());
+      CHECK_FALSE(good.has(c.rule));
+    }
+  }
+}
