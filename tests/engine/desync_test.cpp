@@ -1,0 +1,158 @@
+// Desynchronisation: the reply that broke lockstep, the realignment, and the story of
+// what the client will mistake each later reply for.
+#include <catch2/catch.hpp>
+
+#include "tests/support/script.hpp"
+
+using namespace lockstep;
+using namespace lockstep::test;
+
+namespace {
+// The worked example of the rule catalogue (§15.3): a stray "350 lockers" before the
+// one per-recipient reply; the client pipelines RSET/MAIL/RCPT/DATA and then QUIT.
+std::vector<std::string> cyrus_lockers(bool stray_before_client_moves_on) {
+  std::vector<std::string> s = hello({"C: MAIL FROM:<a@example.org>", "C: RCPT TO:<b@example.net>", "C: DATA",
+                                      "S: 250 2.1.0 ok", "S: 250 2.1.5 ok", "S: 354 go ahead", "C: Subject: hi",
+                                      "C: ", "C: hello", "C: ."});
+  if (stray_before_client_moves_on) {
+    s.insert(s.end(), {"S: 350 lockers", "S: 250 2.0.0 ok", "C: RSET", "C: MAIL FROM:<c@example.org>",
+                       "C: RCPT TO:<d@example.net>", "C: DATA"});
+  } else {
+    s.insert(s.end(), {"S: 350 lockers", "C: RSET", "C: MAIL FROM:<c@example.org>", "C: RCPT TO:<d@example.net>",
+                       "C: DATA", "S: 250 2.0.0 ok"});
+  }
+  s.insert(s.end(), {"S: 250 2.0.0 ok", "S: 250 2.1.0 ok", "S: 250 2.1.5 ok", "C: QUIT", "S: 354 go ahead"});
+  return s;
+}
+}  // namespace
+
+TEST_CASE("Cyrus lockers incident: a stray 3xx after end of data breaks lockstep and is proven by order",
+          "[engine][desync][incident]") {
+  const RunResult r = run_script(cyrus_lockers(true));
+  INFO(r.dump());
+  // The root cause: the surplus reply in the per-recipient block.
+  const Finding* root = r.first("LMTP-4.2-PER-RCPT-REPLIES");
+  REQUIRE(root);
+  CHECK(root->bytes == "350 lockers");
+  CHECK(root->proof == Proof::order);
+  // With both streams in order, the real reply arriving with nothing pending proves it.
+  const Finding* d1 = r.first("DESYNC-1-UNSOLICITED");
+  REQUIRE(d1);
+  CHECK(d1->bytes == "250 2.0.0 ok");
+  CHECK(d1->cause == root->id);
+  // What the client sees: 350 for end of data, 250 2.1.5 for DATA, 354 for QUIT.
+  CHECK(r.count("DESYNC-2-IMPOSSIBLE-CODE") == 3);
+  CHECK(r.has("DESYNC-7-REALIGN"));
+  REQUIRE(r.narrative.size() >= 5);
+  bool data_line = false;
+  for (const auto& n : r.narrative) data_line = data_line || n == "DATA will receive '250 2.1.5 ok', meant for RCPT TO:<d@example.net>";
+  CHECK(data_line);
+  CHECK(r.desynced);
+}
+
+TEST_CASE("Cyrus lockers incident without order information is proven by impossible codes",
+          "[engine][desync][incident]") {
+  SessionOptions o;
+  o.ordered = false;
+  const RunResult r = run_script(cyrus_lockers(false), o);
+  INFO(r.dump());
+  const Finding* root = r.first("LMTP-4.2-PER-RCPT-REPLIES");
+  REQUIRE(root);
+  CHECK(root->bytes == "350 lockers");
+  CHECK(root->proof == Proof::impossible_code);
+  CHECK_FALSE(r.has("DESYNC-1-UNSOLICITED"));
+  CHECK(r.count("DESYNC-2-IMPOSSIBLE-CODE") == 3);
+  // Every later reply is one step late.
+  const std::vector<std::string> expected{
+      "end of data (<b@example.net>) will receive '350 lockers', a surplus reply meant for no command",
+      "RSET will receive '250 2.0.0 ok', meant for end of data (<b@example.net>)",
+      "MAIL FROM:<c@example.org> will receive '250 2.0.0 ok', meant for RSET",
+      "RCPT TO:<d@example.net> will receive '250 2.1.0 ok', meant for MAIL FROM:<c@example.org>",
+      "DATA will receive '250 2.1.5 ok', meant for RCPT TO:<d@example.net>",
+      "QUIT will receive '354 go ahead', meant for DATA",
+  };
+  CHECK(r.narrative == expected);
+}
+
+TEST_CASE("a wrong reply code that is not an extra reply does not shift the pairing", "[engine][desync]") {
+  const RunResult r = run_script(hello({"C: RSET", "S: 550 5.0.0 no", "C: MAIL FROM:<a@example.org>",
+                                        "C: RCPT TO:<b@example.net>", "C: DATA", "S: 250 2.1.0 ok", "S: 250 2.1.5 ok",
+                                        "S: 354 go ahead", "C: x", "C: .", "S: 250 2.0.0 ok", "C: QUIT",
+                                        "S: 221 2.0.0 bye", "CLOSE S", "CLOSE C"}));
+  INFO(r.dump());
+  CHECK(r.has("SMTP-4.1.1.5-RSET-250"));
+  CHECK_FALSE(r.desynced);
+  CHECK(r.narrative.empty());
+  CHECK_FALSE(r.has("DESYNC-2-IMPOSSIBLE-CODE"));
+}
+
+TEST_CASE("one reply for two recipients (the spampd case) leaves a reply owed when the connection ends",
+          "[engine][desync][incident]") {
+  const RunResult r = run_script(hello({"C: MAIL FROM:<a@example.org>", "C: RCPT TO:<b@example.net>",
+                                        "C: RCPT TO:<c@example.net>", "C: DATA", "S: 250 2.1.0 ok", "S: 250 2.1.5 ok",
+                                        "S: 250 2.1.5 ok", "S: 354 go ahead", "C: x", "C: .", "S: 250 2.0.0 ok",
+                                        "CLOSE S", "CLOSE C"}));
+  INFO(r.dump());
+  CHECK(r.has("DESYNC-5-ACCOUNTING"));
+  CHECK(r.has("LMTP-5-PARTIAL-REPLIES"));
+  CHECK(r.has("DESYNC-3-PER-RCPT-COUNT"));
+}
+
+TEST_CASE("a missing per-recipient reply followed by QUIT's 221 is found by realignment", "[engine][desync]") {
+  const RunResult r = run_script(hello({"C: MAIL FROM:<a@example.org>", "C: RCPT TO:<b@example.net>",
+                                        "C: RCPT TO:<c@example.net>", "C: DATA", "S: 250 2.1.0 ok", "S: 250 2.1.5 ok",
+                                        "S: 250 2.1.5 ok", "S: 354 go ahead", "C: x", "C: .", "C: QUIT",
+                                        "S: 250 2.0.0 ok", "S: 221 2.0.0 bye", "CLOSE S", "CLOSE C"}));
+  INFO(r.dump());
+  const Finding* f = r.first("LMTP-4.2-PER-RCPT-REPLIES");
+  REQUIRE(f);
+  CHECK(f->command == "end of data (reply 2/2, <c@example.net>)");
+  CHECK(r.has("DESYNC-3-PER-RCPT-COUNT"));
+  CHECK(r.desynced);
+}
+
+TEST_CASE("a duplicated RCPT reply makes DATA receive a 250 meant for RCPT", "[engine][desync]") {
+  const RunResult r = run_script(hello({"C: MAIL FROM:<a@example.org>", "C: RCPT TO:<b@example.net>", "C: DATA",
+                                        "S: 250 2.1.0 ok", "S: 250 2.1.5 ok", "S: 250 2.1.5 ok", "S: 354 go ahead",
+                                        "C: QUIT", "S: 221 2.0.0 bye"}));
+  INFO(r.dump());
+  CHECK(r.has("SMTP-4.2-ONE-REPLY-PER-COMMAND"));
+  CHECK(r.has("DESYNC-2-IMPOSSIBLE-CODE"));
+  const Finding* d2 = r.first("DESYNC-2-IMPOSSIBLE-CODE");
+  REQUIRE(d2);
+  CHECK(d2->command == "DATA");
+}
+
+TEST_CASE("an asynchronous 421 is not a desync and excuses the replies still owed", "[engine][desync]") {
+  const RunResult r = run_script(hello({"C: MAIL FROM:<a@example.org>", "C: RCPT TO:<b@example.net>",
+                                        "S: 421 4.3.2 shutting down", "CLOSE S", "CLOSE C"}));
+  INFO(r.dump());
+  CHECK_FALSE(r.desynced);
+  CHECK_FALSE(r.has("DESYNC-5-ACCOUNTING"));
+  CHECK_FALSE(r.has("DESYNC-1-UNSOLICITED"));
+  CHECK_FALSE(r.has("SMTP-3.8-SERVER-CLOSE"));
+}
+
+TEST_CASE("a session that starts mid-way gives no false findings", "[engine][mid-session]") {
+  SessionOptions o;
+  o.mid_session = true;
+  o.ordered = false;
+  const RunResult r = run_script({"S: 250 2.0.0 ok", "S: 354 go ahead", "C: RSET", "C: MAIL FROM:<a@example.org> SIZE=100",
+                                  "C: RCPT TO:<b@example.net> NOTIFY=NEVER", "C: DATA", "S: 250 2.0.0 ok",
+                                  "S: 250 2.1.0 ok", "S: 250 2.1.5 ok", "S: 354 go ahead", "C: x", "C: .",
+                                  "S: 250 2.0.0 ok"},
+                                 o, true);
+  INFO(r.dump());
+  CHECK(r.findings.empty());
+}
+
+TEST_CASE("BDAT LAST pipelined before the RCPT replies gets one reply per accepted recipient",
+          "[engine][chunking]") {
+  const RunResult r = run_script(hello({"C: MAIL FROM:<a@example.org>", "C: RCPT TO:<b@example.net>",
+                                        "C: RCPT TO:<nobody@example.net>", "C: RCPT TO:<c@example.net>",
+                                        "C|BDAT 5 LAST\r\nhello", "C: QUIT", "S: 250 2.1.0 ok", "S: 250 2.1.5 ok",
+                                        "S: 550 5.1.1 unknown", "S: 250 2.1.5 ok", "S: 250 2.0.0 <b@example.net> saved",
+                                        "S: 250 2.0.0 <c@example.net> saved", "S: 221 2.0.0 bye", "CLOSE S", "CLOSE C"}));
+  INFO(r.dump());
+  CHECK(r.findings.empty());
+}
