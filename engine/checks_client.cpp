@@ -33,6 +33,29 @@ bool has_non_ascii(std::string_view s) {
 }
 }  // namespace
 
+std::string_view group_end_rule(const Slot& s) {
+  if (s.kind != SlotKind::command) return {};
+  switch (s.verb()) {
+    case Verb::lhlo: return "PIPE-3.1-LHLO-LAST";
+    case Verb::data: return "PIPE-3.1-DATA-LAST";
+    case Verb::vrfy: return "PIPE-3.1-VRFY-LAST";
+    case Verb::expn: return "PIPE-3.1-EXPN-LAST";
+    case Verb::turn: return "PIPE-3.1-TURN-LAST";
+    case Verb::quit: return "PIPE-3.1-QUIT-LAST";
+    case Verb::noop: return "PIPE-3.1-NOOP-LAST";
+    case Verb::starttls: return "STARTTLS-4-LAST-IN-GROUP";
+    case Verb::help: return "PIPE-3.1-EXTENSION-CMDS-LAST";
+    case Verb::auth: {
+      // RFC 4954 §4: AUTH with an initial response for PLAIN/EXTERNAL may be followed.
+      const std::string& a = s.cmd->arg;
+      const bool one_round = (a.size() > 6 && iequals(a.substr(0, 6), "PLAIN ")) ||
+                             (a.size() > 9 && iequals(a.substr(0, 9), "EXTERNAL "));
+      return one_round ? std::string_view{} : "AUTH-4-LAST-IN-GROUP";
+    }
+    default: return {};
+  }
+}
+
 void Session::Impl::check_pipelining(const Command& c) {
   if (quit_sent)
     find_cmd("SMTP-4.1.4-QUIT-LAST", c, "the client sent a command after QUIT; QUIT must be the last command (RFC 5321 §4.1.4)");
@@ -45,38 +68,17 @@ void Session::Impl::check_pipelining(const Command& c) {
              "the client sent a command before the server's greeting arrived (RFC 5321 §4.3.1: SHOULD wait)");
     return;
   }
-  for (std::uint64_t i = client_next; i < nslots; ++i) {
-    const Slot& s = slot(i);
-    if (s.kind != SlotKind::command) continue;
-    std::string_view rid;
-    switch (s.verb()) {
-      case Verb::lhlo: rid = "PIPE-3.1-LHLO-LAST"; break;
-      case Verb::data: rid = "PIPE-3.1-DATA-LAST"; break;
-      case Verb::vrfy: rid = "PIPE-3.1-VRFY-LAST"; break;
-      case Verb::expn: rid = "PIPE-3.1-EXPN-LAST"; break;
-      case Verb::turn: rid = "PIPE-3.1-TURN-LAST"; break;
-      case Verb::quit: rid = "PIPE-3.1-QUIT-LAST"; break;
-      case Verb::noop: rid = "PIPE-3.1-NOOP-LAST"; break;
-      case Verb::starttls: rid = "STARTTLS-4-LAST-IN-GROUP"; break;
-      case Verb::auth: {
-        // RFC 4954 §4: AUTH with an initial response for PLAIN/EXTERNAL may be followed.
-        const std::string& a = s.cmd->arg;
-        const bool one_round = (a.size() > 6 && iequals(a.substr(0, 6), "PLAIN ")) ||
-                               (a.size() > 9 && iequals(a.substr(0, 9), "EXTERNAL "));
-        if (!one_round) rid = "AUTH-4-LAST-IN-GROUP";
-        break;
-      }
-      case Verb::help: rid = "PIPE-3.1-EXTENSION-CMDS-LAST"; break;
-      default: break;
-    }
-    if (!rid.empty()) {
-      Finding& f = find_cmd(rid, c,
-                            fmt::format("'{}' was sent before the reply to {} arrived; {} must be the last command "
-                                        "of a pipelined group (RFC 2920 §3.1)",
-                                        c.label(), s.label, to_string(s.verb())));
-      if (s.verb() == Verb::help) f.severity = Severity::note;
-      return;
-    }
+  // The oldest unanswered command that must end its group (kept in a queue, so a long
+  // pipeline costs O(1) per command).
+  while (!group_enders.empty() && group_enders.front() < client_next) group_enders.pop_front();
+  if (!group_enders.empty()) {
+    const Slot& s = slot(group_enders.front());
+    Finding& f = find_cmd(group_end_rule(s), c,
+                          fmt::format("'{}' was sent before the reply to {} arrived; {} must be the last command "
+                                      "of a pipelined group (RFC 2920 §3.1)",
+                                      c.label(), s.label, to_string(s.verb())));
+    if (s.verb() == Verb::help) f.severity = Severity::note;
+    return;
   }
   if (ccaps.known && !ccaps.pipelining) {
     find_cmd("SMTP-4.3.1-WAIT-FOR-REPLY", c,

@@ -324,7 +324,9 @@ void Session::Impl::make_slots(const std::shared_ptr<const Command>& cmd) {
   s.cmd = cmd;
   s.label = cmd->label();
   if (cmd->verb == Verb::rcpt) ++c_rcpt_unpaired;
+  const bool ends_group = !group_end_rule(s).empty();
   push_slot(std::move(s));
+  if (ends_group) group_enders.push_back(nslots - 1);
   if (cmd->verb == Verb::data) data_slot = nslots - 1;
 }
 

@@ -62,6 +62,7 @@ struct Session::Impl {
   std::uint64_t zero_bdat_pos = UINT64_MAX;  // where a BDAT LAST owed zero replies
   Time c_last_time = 0;              // when the client last sent bytes  // RCPT commands the client has no reply for yet
   std::vector<std::shared_ptr<const Command>> deferred;  // commands waiting for a slot count
+  std::deque<std::uint64_t> group_enders;  // unanswered slots of commands that end a pipeline group
 
   // ---- realigned view
   std::uint64_t truth_next = 0;
@@ -145,6 +146,8 @@ struct Session::Impl {
   void check_pipelining(const Command& c);
 };
 
+// The rule a command breaks when another is pipelined behind it ("" when none).
+std::string_view group_end_rule(const Slot& s);
 std::string escape_bytes(std::string_view s, std::size_t max = 120);
 
 }  // namespace lockstep

@@ -1,2 +1,36 @@
 #!/usr/bin/env bash
-exit 0
+# The check command as a user meets it: exit codes, formats, errors. Usage: check_test.sh LOCKSTEP SOURCE_DIR
+set -u
+bin=$1
+src=$2
+fx=$src/tests/fixtures
+fail=0
+pass=0
+expect() {  # expect NAME WANTED_EXIT COMMAND...
+  local name=$1 want=$2
+  shift 2
+  "$@" >/tmp/lockstep-cli-out.$$ 2>/tmp/lockstep-cli-err.$$
+  local got=$?
+  if [ "$got" -eq "$want" ]; then pass=$((pass + 1)); else
+    echo "FAIL $name: exit $got, wanted $want"; head -5 /tmp/lockstep-cli-err.$$; fail=$((fail + 1)); fi
+}
+expect "clean transcript exits 0" 0 "$bin" check "$fx/transcripts/cyrus.txt"
+expect "incident exits 1" 1 "$bin" check "$fx/incidents/cyrus-lockers-postfix.log"
+expect "missing file exits 2" 2 "$bin" check /nonexistent.log
+expect "unknown format exits 2" 2 "$bin" check "$src/README.md"
+expect "bad flag exits 2" 2 "$bin" check --format yaml "$fx/transcripts/cyrus.txt"
+expect "no file exits 2" 2 "$bin" check
+expect "json is valid JSON" 1 sh -c "'$bin' check --format json '$fx/incidents/cyrus-lockers-postfix.log' > /tmp/lockstep-cli-json.$$"
+if python3 -c "import json,sys; d=json.load(open('/tmp/lockstep-cli-json.$$')); f=d['sessions'][0]['findings']; assert all(k in f[0] for k in ('rule','severity','side','explanation')); assert d['totals']['errors']>0" 2>/dev/null; then
+  pass=$((pass + 1)); else echo "FAIL json document shape"; fail=$((fail + 1)); fi
+expect "junit is written" 1 sh -c "'$bin' check --format junit '$fx/incidents/cyrus-lockers-postfix.log' > /tmp/lockstep-cli-junit.$$"
+if python3 -c "import xml.dom.minidom as m; d=m.parse('/tmp/lockstep-cli-junit.$$'); assert d.getElementsByTagName('failure')" 2>/dev/null; then
+  pass=$((pass + 1)); else echo "FAIL junit document"; fail=$((fail + 1)); fi
+"$bin" check "$fx/incidents/cyrus-lockers-postfix.log" > /tmp/lockstep-cli-text.$$
+if grep -q $'\x1b\[' /tmp/lockstep-cli-text.$$; then echo "FAIL colour on a pipe"; fail=$((fail + 1)); else pass=$((pass + 1)); fi
+if grep -q "DATA will receive '250 2.1.5 ok', meant for RCPT" /tmp/lockstep-cli-text.$$; then pass=$((pass + 1)); else
+  echo "FAIL narrative missing"; fail=$((fail + 1)); fi
+expect "stdin works" 0 sh -c "'$bin' check - < '$fx/transcripts/dovecot.txt'"
+rm -f /tmp/lockstep-cli-*.$$
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
