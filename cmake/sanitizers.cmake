@@ -4,6 +4,11 @@ if(LOCKSTEP_SANITIZE)
   add_link_options(-fsanitize=address,undefined)
 endif()
 
+# The fuzz preset instruments every library for coverage, not only the targets.
+if(LOCKSTEP_FUZZ)
+  add_compile_options(-fsanitize=fuzzer-no-link)
+endif()
+
 # Adds a libFuzzer target (clang) or, without LOCKSTEP_FUZZ, a replay executable that
 # runs the target over its seed corpus under ctest, so the targets never rot.
 function(lockstep_fuzz_target name)

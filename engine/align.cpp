@@ -75,21 +75,21 @@ void Session::Impl::extend(const std::shared_ptr<const Reply>& r) {
     if (h.p < nslots) {
       Hyp a = h;
       a.cost += cost(slot(h.p), *r);
-      a.ops.push_back({Op::pair, r->index, h.p});
+      a.ops.push_back({Op::pair_op, r->index, h.p});
       a.p = h.p + 1;
       offer(std::move(a));
     }
     // The reply answers nothing.
     Hyp b = h;
     b.cost += r->code == 421 ? kAsync421 : kEdit;
-    b.ops.push_back({Op::surplus, r->index, 0});
+    b.ops.push_back({Op::surplus_op, r->index, 0});
     offer(std::move(b));
     // Replies for the next k slots never came; this one answers the slot after them.
     for (std::size_t k = 1; k <= kMaxMissing && h.p + k < nslots; ++k) {
       Hyp c = h;
       c.cost += static_cast<int>(k) * kEdit + cost(slot(h.p + k), *r);
-      for (std::size_t i = 0; i < k; ++i) c.ops.push_back({Op::missing, 0, h.p + i});
-      c.ops.push_back({Op::pair, r->index, h.p + k});
+      for (std::size_t i = 0; i < k; ++i) c.ops.push_back({Op::missing_op, 0, h.p + i});
+      c.ops.push_back({Op::pair_op, r->index, h.p + k});
       c.p = h.p + k + 1;
       offer(std::move(c));
     }
@@ -110,18 +110,18 @@ void Session::Impl::commit(const Hyp& h) {
   std::size_t wi = 0;
   for (const Op& op : h.ops) {
     switch (op.kind) {
-      case Op::pair: {
+      case Op::pair_op: {
         truth_next = op.slot + 1;
         commit_pair(slot(op.slot), rec(op.reply).r);
         ++wi;
         break;
       }
-      case Op::surplus:
+      case Op::surplus_op:
         commit_surplus(rec(op.reply).r, first_edit);
         first_edit = false;
         ++wi;
         break;
-      case Op::missing:
+      case Op::missing_op:
         truth_next = op.slot + 1;
         commit_missing(slot(op.slot), first_edit);
         first_edit = false;

@@ -85,7 +85,7 @@ struct Session::Impl {
   bool last_was_final = false;     // the last reply was 221 or 421
 
   struct Op {
-    enum Kind : std::uint8_t { pair, surplus, missing } kind;
+    enum Kind : std::uint8_t { pair_op, surplus_op, missing_op } kind;
     std::uint64_t reply, slot;
   };
   struct Hyp {
