@@ -154,8 +154,11 @@ class PostfixSource final : public Source {
     // cache or was closed without a trace in the log, so it ends as a cut-off capture.
     if (text.starts_with("smtp_connect_addr: trying:") || text.starts_with("smtp_connect_unix: trying:")) {
       if (!p.conn.empty()) end(p, t, true);
-      const auto colon = text.find("trying: ");
-      open(p, pid, t, text.substr(colon + 8), false);
+      // "127.0.0.1[127.0.0.1] port 24..." -> "127.0.0.1[127.0.0.1]:24"
+      std::string peer(text.substr(text.find("trying: ") + 8));
+      while (!peer.empty() && peer.back() == '.') peer.pop_back();
+      if (const auto port = peer.rfind(" port "); port != std::string::npos) peer.replace(port, 6, ":");
+      open(p, pid, t, peer, false);
       return;
     }
     if (text.starts_with("smtp_session_activate: dest=")) {
