@@ -1,5 +1,7 @@
 #include "engine/content.hpp"
 
+#include "engine/simd.hpp"
+
 #include <algorithm>
 #include <cstring>
 
@@ -60,8 +62,12 @@ void ContentScanner::start(std::uint64_t stream_offset) {
 }
 
 void ContentScanner::push(Tok t, std::uint64_t off) {
-  std::rotate(hist_.begin(), hist_.begin() + 1, hist_.end());
-  std::rotate(hist_off_.begin(), hist_off_.begin() + 1, hist_off_.end());
+  hist_[0] = hist_[1];
+  hist_[1] = hist_[2];
+  hist_[2] = hist_[3];
+  hist_off_[0] = hist_off_[1];
+  hist_off_[1] = hist_off_[2];
+  hist_off_[2] = hist_off_[3];
   hist_[3] = t;
   hist_off_[3] = off;
   auto note = [&](std::string_view name, std::string_view bytes, std::uint64_t at) {
@@ -118,9 +124,73 @@ void ContentScanner::end_line(std::uint64_t len, bool crlf_end) {
   line_len_ = 0;
 }
 
+// The fast path: whole CRLF lines of ordinary text, a block at a time. It gathers the
+// line statistics first, then checks the block in one SIMD pass; a block holding
+// anything unusual (NUL, a bare CR or LF) is left to the byte-exact path below.
+std::size_t ContentScanner::fast_block(std::string_view rest) {
+  if (line_len_ != 0 || pending_cr_ || !prev_crlf_ || hist_[3] != crlf) return 0;
+  const char* base = rest.data();
+  const std::size_t limit = std::min<std::size_t>(rest.size(), 1 << 18);
+  std::size_t pos = 0;
+  bool eod = false;
+  std::uint64_t size = 0, lines = 0, max_line = rep_.max_line;
+  Occurrence long_lines = rep_.long_lines, unstuffed = rep_.unstuffed_dot;
+  while (pos < limit) {
+    const char* line = base + pos;
+    const char* nl = static_cast<const char*>(std::memchr(line, '\n', limit - pos));
+    if (!nl) break;
+    const std::size_t len = static_cast<std::size_t>(nl - line) + 1;
+    std::uint64_t counted = len;
+    if (line[0] == '.') {
+      if (len == 3 && line[1] == '\r') {
+        eod = true;
+        break;
+      }
+      if (len >= 2 && line[1] == '.') --counted;
+      else unstuffed.add(off_ + pos);
+    }
+    size += counted;
+    ++lines;
+    if (counted > max_line) max_line = counted;
+    if (counted > 1000) long_lines.add(off_ + pos);
+    pos += len;
+  }
+  if (pos == 0 && !eod) return 0;
+  const simd::TextScan sc = simd::scan_text(base, pos);
+  if (!sc.clean) return 0;
+  if (sc.high && rep_.eight_bit.count == 0) {
+    for (std::size_t i = 0; i < pos; ++i)
+      if (static_cast<unsigned char>(base[i]) >= 0x80) {
+        rep_.eight_bit.add(off_ + i);
+        break;
+      }
+  } else if (sc.high) {
+    ++rep_.eight_bit.count;
+  }
+  rep_.size += size;
+  rep_.lines += lines;
+  rep_.max_line = max_line;
+  rep_.long_lines = long_lines;
+  rep_.unstuffed_dot = unstuffed;
+  off_ += pos;
+  hist_ = {other, other, other, crlf};
+  if (eod) {
+    off_ += 3;
+    rep_.wire_octets = off_ - rep_.start;
+    rep_.empty = rep_.lines == 0;
+    rep_.complete = true;
+    return pos + 3;
+  }
+  return pos;
+}
+
 std::size_t ContentScanner::feed(std::string_view in) {
   std::size_t used = 0;
   while (used < in.size() && !rep_.complete) {
+    if (const std::size_t n = fast_block(in.substr(used)); n > 0) {
+      used += n;
+      continue;
+    }
     const std::string_view rest = in.substr(used);
     const char* nl = static_cast<const char*>(std::memchr(rest.data(), '\n', rest.size()));
     const std::size_t n = nl ? static_cast<std::size_t>(nl - rest.data()) + 1 : rest.size();
@@ -159,8 +229,10 @@ std::size_t ContentScanner::feed(std::string_view in) {
                             n < 4 || piece.front() == '.';
     if (suspicious) {
       tokens(piece, piece_off);
+    } else if (ends_line) {
+      hist_ = {other, other, other, crlf};  // an ordinary line that ends in CRLF
     } else {
-      // Ordinary text: only its last bytes matter for what may follow.
+      // Ordinary text cut by the chunk's end: only its last bytes matter.
       hist_ = {other, other, other, other};
       const std::size_t tail = std::min<std::size_t>(3, n);
       tokens(piece.substr(n - tail), piece_off + n - tail);

@@ -52,6 +52,7 @@ class ContentScanner {
  private:
   enum Tok : std::uint8_t { crlf, cr, lf, nul, dot, other };
   void end_line(std::uint64_t len_with_term, bool crlf_end);
+  std::size_t fast_block(std::string_view rest);
   void tokens(std::string_view s, std::uint64_t off);
   void push(Tok t, std::uint64_t off);
 

@@ -30,7 +30,7 @@ class JsonlSource final : public Source {
         continue;
       }
       std::string err;
-      if (!parse_json_object(line, fields_, err)) {
+      if (!parse_json_object(line, fields_, nfields_, err)) {
         skip(fmt::format("line {}: {}", in_->line_number(), err));
         if (++bad_run_ > 50 && good_ == 0) {
           error_ = fmt::format("line {}: this does not look like a lockstep recording ({})", in_->line_number(), err);
@@ -54,25 +54,34 @@ class JsonlSource final : public Source {
   }
 
   bool convert(SourceEvent& ev) {
-    ev = SourceEvent{};
+    // Reset without freeing: the byte buffers are reused from event to event.
+    ev.kind = SourceEvent::Kind::data;
+    ev.conn.clear();
+    ev.dir = Dir::client;
+    ev.bytes.clear();
+    ev.time = 0;
+    ev.a.clear();
+    ev.b.clear();
     std::string_view kind;
     bool has_data = false, has_dir = false;
-    for (auto& f : fields_) {
+    for (std::size_t fi = 0; fi < nfields_; ++fi) {
+      JsonField& f = fields_[fi];
       const std::string& k = f.key;
       JsonValue& v = f.value;
       if (k == "t") {
         if (v.kind == JsonValue::number) ev.time = v.has_frac ? v.num * 1000000 + v.frac_us : v.num;
       } else if (k == "conn") {
-        ev.conn = v.kind == JsonValue::number ? std::to_string(v.num) : std::move(v.str);
+        if (v.kind == JsonValue::number) ev.conn = std::to_string(v.num);
+        else ev.conn.swap(v.str);
       } else if (k == "ev") {
-        kind_buf_ = std::move(v.str);
+        kind_buf_.swap(v.str);
         kind = kind_buf_;
       } else if (k == "dir") {
         has_dir = true;
         ev.dir = (v.str == "s" || v.str == "server") ? Dir::server : Dir::client;
       } else if (k == "data") {
         has_data = true;
-        ev.bytes = std::move(v.str);
+        ev.bytes.swap(v.str);
       } else if (k == "text") {
         ev.bytes = std::move(v.str);
       } else if (k == "client") {
@@ -103,6 +112,7 @@ class JsonlSource final : public Source {
 
   std::unique_ptr<LineReader> in_;
   std::vector<JsonField> fields_;
+  std::size_t nfields_ = 0;
   std::string kind_buf_;
   bool ordered_ = true;
   std::uint64_t bad_run_ = 0, good_ = 0;

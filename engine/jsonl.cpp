@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 
 #include <array>
+#include <cstring>
+
+#include "engine/simd.hpp"
 
 namespace lockstep {
 
@@ -105,48 +108,95 @@ struct Parser {
     if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
   }
+  // Decodes a JSON string into `out`, writing through a pointer into space sized for the
+  // worst case (the decoded text is never longer than its encoding).
   bool string(std::string& out, bool* wide) {
     if (i >= s.size() || s[i] != '"') return fail("expected a string");
     ++i;
+    const std::size_t base = out.size();
+    out.resize(base + (s.size() - i));
+    char* w = out.data() + base;
+    const char* p = s.data() + i;
+    const char* const end = s.data() + s.size();
     for (;;) {
-      std::size_t j = i;
-      while (j < s.size() && s[j] != '"' && s[j] != '\\') ++j;
-      out.append(s.data() + i, j - i);
-      i = j;
-      if (i >= s.size()) return fail("unterminated string");
-      if (s[i] == '"') { ++i; return true; }
-      if (++i >= s.size()) return fail("unterminated escape");
-      const char e = s[i++];
+      const char* q = simd::find_quote_or_backslash(p, end);
+      std::memcpy(w, p, static_cast<std::size_t>(q - p));
+      w += q - p;
+      p = q;
+      if (p >= end) {
+        i = s.size();
+        out.resize(base);
+        return fail("unterminated string");
+      }
+      if (*p == '"') {
+        ++p;
+        break;
+      }
+      if (p + 1 >= end) {
+        i = s.size();
+        out.resize(base);
+        return fail("unterminated escape");
+      }
+      const char e = p[1];
+      p += 2;
       switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
+        case 'r': *w++ = '\r'; break;
+        case 'n': *w++ = '\n'; break;
+        case '"': *w++ = '"'; break;
+        case '\\': *w++ = '\\'; break;
+        case 't': *w++ = '\t'; break;
+        case '/': *w++ = '/'; break;
+        case 'b': *w++ = '\b'; break;
+        case 'f': *w++ = '\f'; break;
         case 'u': {
-          if (i + 4 > s.size()) return fail("short \\u escape");
+          if (end - p < 4) {
+            i = static_cast<std::size_t>(p - s.data());
+            out.resize(base);
+            return fail("short \\u escape");
+          }
           int v = 0;
           for (int k = 0; k < 4; ++k) {
-            const int h = hexval(s[i + static_cast<std::size_t>(k)]);
-            if (h < 0) return fail("bad \\u escape");
+            const int h = hexval(p[k]);
+            if (h < 0) {
+              i = static_cast<std::size_t>(p - s.data());
+              out.resize(base);
+              return fail("bad \\u escape");
+            }
             v = v * 16 + h;
           }
-          i += 4;
+          p += 4;
           if (v > 0xff) {
             if (wide) *wide = true;
-            out += '?';
+            *w++ = '?';
           } else {
-            out += static_cast<char>(v);
+            *w++ = static_cast<char>(v);
           }
           break;
         }
-        default: return fail("bad escape");
+        default:
+          i = static_cast<std::size_t>(p - s.data());
+          out.resize(base);
+          return fail("bad escape");
       }
     }
+    i = static_cast<std::size_t>(p - s.data());
+    out.resize(static_cast<std::size_t>(w - out.data()));
+    return true;
   }
+  // A short string (a key, a small value): no escapes in the common case.
+  bool short_string(std::string& out) {
+    if (i < s.size() && s[i] == '"') {
+      const char* p = s.data() + i + 1;
+      const char* q = simd::find_quote_or_backslash(p, s.data() + s.size());
+      if (q < s.data() + s.size() && *q == '"') {
+        out.assign(p, static_cast<std::size_t>(q - p));
+        i = static_cast<std::size_t>(q - s.data()) + 1;
+        return true;
+      }
+    }
+    return string(out, nullptr);
+  }
+
   bool number(JsonValue& v) {
     const std::size_t start = i;
     bool neg = false;
@@ -211,7 +261,10 @@ struct Parser {
     ws();
     if (i >= s.size()) return fail("missing value");
     const char c = s[i];
-    if (c == '"') { v.kind = JsonValue::string; return string(v.str, &v.wide); }
+    if (c == '"') {
+      v.kind = JsonValue::string;
+      return string(v.str, &v.wide);
+    }
     if (c == '-' || (c >= '0' && c <= '9')) return number(v);
     auto word = [&](std::string_view w, JsonValue::Kind k, bool b) {
       if (s.substr(i, w.size()) != w) return fail("bad literal");
@@ -229,8 +282,8 @@ struct Parser {
 };
 }  // namespace
 
-bool parse_json_object(std::string_view line, std::vector<JsonField>& fields, std::string& error) {
-  fields.clear();
+bool parse_json_object(std::string_view line, std::vector<JsonField>& fields, std::size_t& count, std::string& error) {
+  count = 0;
   Parser p{line, 0, error};
   p.ws();
   if (p.i >= line.size() || line[p.i] != '{') return p.fail("not a JSON object");
@@ -238,14 +291,21 @@ bool parse_json_object(std::string_view line, std::vector<JsonField>& fields, st
   p.ws();
   if (p.i < line.size() && line[p.i] == '}') { ++p.i; return true; }
   for (;;) {
-    JsonField f;
+    // Reuse the fields of earlier lines: their strings keep their capacity.
+    if (count == fields.size()) fields.emplace_back();
+    JsonField& f = fields[count];
+    f.key.clear();
+    f.value.str.clear();
+    f.value.kind = JsonValue::null;
+    f.value.num = f.value.frac_us = 0;
+    f.value.has_frac = f.value.wide = false;
     p.ws();
-    if (!p.string(f.key, nullptr)) return false;
+    if (!p.short_string(f.key)) return false;
     p.ws();
     if (p.i >= line.size() || line[p.i] != ':') return p.fail("expected ':'");
     ++p.i;
     if (!p.value(f.value, 0)) return false;
-    fields.push_back(std::move(f));
+    ++count;
     p.ws();
     if (p.i < line.size() && line[p.i] == ',') { ++p.i; continue; }
     if (p.i < line.size() && line[p.i] == '}') { ++p.i; break; }

@@ -40,8 +40,9 @@ struct JsonField {
   JsonValue value;
 };
 
-// Parses one line holding a JSON object. Returns false and sets `error` when the line is
-// not a JSON object.
-bool parse_json_object(std::string_view line, std::vector<JsonField>& fields, std::string& error);
+// Parses one line holding a JSON object into fields[0..count). `fields` is reused from
+// line to line (its strings keep their capacity). Returns false and sets `error` when
+// the line is not a JSON object.
+bool parse_json_object(std::string_view line, std::vector<JsonField>& fields, std::size_t& count, std::string& error);
 
 }  // namespace lockstep

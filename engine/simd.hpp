@@ -1,0 +1,80 @@
+#pragma once
+// Small SSE2 helpers for the hot loops (SSE2 is part of every x86-64; other machines
+// use the plain loops).
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+namespace lockstep::simd {
+
+// The first '"' or '\\' in [p, end), or end.
+inline const char* find_quote_or_backslash(const char* p, const char* end) {
+#if defined(__SSE2__)
+  const __m128i q = _mm_set1_epi8('"');
+  const __m128i b = _mm_set1_epi8('\\');
+  while (end - p >= 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const int m = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, q), _mm_cmpeq_epi8(v, b)));
+    if (m) return p + __builtin_ctz(static_cast<unsigned>(m));
+    p += 16;
+  }
+#endif
+  while (p < end && *p != '"' && *p != '\\') ++p;
+  return p;
+}
+
+struct TextScan {
+  bool clean = true;   // no NUL, every CR followed by LF and every LF preceded by CR
+  bool high = false;   // an octet >= 0x80
+};
+
+// Scans [p, p+n), which starts at a line start and ends with LF, in one pass.
+inline TextScan scan_text(const char* p, std::size_t n) {
+  TextScan r;
+  std::size_t i = 0;
+  char prev = '\n';
+#if defined(__SSE2__)
+  const __m128i cr = _mm_set1_epi8('\r');
+  const __m128i lf = _mm_set1_epi8('\n');
+  const __m128i zero = _mm_setzero_si128();
+  unsigned carry_cr = 0;  // the byte before this block was CR
+  __m128i any = zero;
+  for (; i + 16 <= n; i += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+    any = _mm_or_si128(any, v);
+    const unsigned mcr = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, cr)));
+    const unsigned mlf = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, lf)));
+    const unsigned mz = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, zero)));
+    // Each LF must sit right after a CR, and each CR right before an LF.
+    const unsigned cr_shift = ((mcr << 1) | carry_cr) & 0xffffu;
+    if (mz || (mlf & ~cr_shift) || ((mcr & 0x7fffu) & ~(mlf >> 1))) {
+      r.clean = false;
+      return r;
+    }
+    carry_cr = (mcr >> 15) & 1u;
+    if (carry_cr && i + 16 < n && p[i + 16] != '\n') {
+      r.clean = false;
+      return r;
+    }
+  }
+  r.high = _mm_movemask_epi8(any) != 0;
+  if (i > 0) prev = p[i - 1];
+#endif
+  for (; i < n; ++i) {
+    const char c = p[i];
+    if (c == '\0' || (c == '\n' && prev != '\r') || (prev == '\r' && c != '\n')) {
+      r.clean = false;
+      return r;
+    }
+    if (static_cast<unsigned char>(c) >= 0x80) r.high = true;
+    prev = c;
+  }
+  if (prev != '\n') r.clean = false;
+  return r;
+}
+
+}  // namespace lockstep::simd
