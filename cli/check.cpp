@@ -31,6 +31,8 @@ int run_check(const CheckOptions& o) {
       input_error = true;
       continue;
     }
+    CheckerLimits limits;
+    if (to.ladder == TextOptions::Ladder::none) limits.ladder = 0;
     Checker checker(src->info(), path, [&](SessionResult&& r) {
       totals.add(r);
       if (o.format == "text") write_text_session(out, r, to);
@@ -40,7 +42,7 @@ int run_check(const CheckOptions& o) {
       } else {
         junit += junit_testcase(r);
       }
-    });
+    }, limits);
     SourceEvent ev;
     while (src->next(ev)) checker.on(ev);
     checker.finish();

@@ -5,8 +5,8 @@
 namespace lockstep {
 
 struct Checker::Run {
-  Run(const SourceInfo& i, bool mid)
-      : session(SessionOptions{i.ordered, i.mid_session || mid, i.content_visible}) {}
+  Run(const SourceInfo& i, bool mid, bool trace)
+      : session(SessionOptions{i.ordered, i.mid_session || mid, i.content_visible, trace}) {}
   Session session;
   SessionResult result;
   std::map<std::uint64_t, std::size_t> reply_entry;  // reply index -> ladder entry
@@ -20,7 +20,7 @@ Checker::~Checker() = default;
 Checker::Run& Checker::run(const std::string& conn, Time t, bool mid_session) {
   auto& slot = runs_[conn];
   if (!slot) {
-    slot = std::make_unique<Run>(info_, mid_session);
+    slot = std::make_unique<Run>(info_, mid_session, limits_.ladder > 0);
     slot->result.source = name_;
     slot->result.conn = conn;
     slot->result.info = info_;

@@ -47,7 +47,7 @@ struct SessionResult {
 };
 
 struct CheckerLimits {
-  std::size_t ladder = 2000;    // entries kept per session
+  std::size_t ladder = 2000;    // entries kept per session (0: no ladder, findings only)
   std::size_t findings = 500;   // findings kept per session
   std::size_t narrative = 60;
 };

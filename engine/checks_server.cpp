@@ -106,7 +106,7 @@ void Session::Impl::check_capabilities(const Reply& r) {
 
 void Session::Impl::commit_pair(Slot& s, const std::shared_ptr<const Reply>& rp) {
   const Reply& r = *rp;
-  events.emplace_back(PairEvent{false, r.index, s.label, r.summary(80)});
+  if (opt.trace) events.emplace_back(PairEvent{false, r.index, s.label, r.summary(80)});
   const State before = st;
   check_pair(s, r, before);
 
@@ -171,7 +171,7 @@ void Session::Impl::commit_pair(Slot& s, const std::shared_ptr<const Reply>& rp)
   if (after == State::ready && (s.kind == SlotKind::end_of_data || s.kind == SlotKind::bdat_last)) t_rcpts.clear();
   if (after != before) {
     st = after;
-    events.emplace_back(StateEvent{std::string(to_string(before)), std::string(to_string(after)), r.time});
+    if (opt.trace) events.emplace_back(StateEvent{std::string(to_string(before)), std::string(to_string(after)), r.time});
   }
   if (r.index >= rec_base && r.index < rec_base + recs.size()) {
     rec(r.index).tslot = static_cast<std::int64_t>(s.index);

@@ -114,15 +114,12 @@ struct Parser {
     if (i >= s.size() || s[i] != '"') return fail("expected a string");
     ++i;
     const std::size_t base = out.size();
-    out.resize(base + (s.size() - i));
+    out.resize(base + (s.size() - i) + 16);  // room for whole 16-byte stores
     char* w = out.data() + base;
     const char* p = s.data() + i;
     const char* const end = s.data() + s.size();
     for (;;) {
-      const char* q = simd::find_quote_or_backslash(p, end);
-      std::memcpy(w, p, static_cast<std::size_t>(q - p));
-      w += q - p;
-      p = q;
+      p = simd::copy_until_quote_or_backslash(p, end, w);
       if (p >= end) {
         i = s.size();
         out.resize(base);
@@ -139,6 +136,12 @@ struct Parser {
       }
       const char e = p[1];
       p += 2;
+      if (e == 'r' && end - p >= 2 && p[0] == '\\' && p[1] == 'n') {  // the usual line end
+        *w++ = '\r';
+        *w++ = '\n';
+        p += 2;
+        continue;
+      }
       switch (e) {
         case 'r': *w++ = '\r'; break;
         case 'n': *w++ = '\n'; break;

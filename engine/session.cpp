@@ -229,7 +229,7 @@ void Session::Impl::on_client_line(const Line& line) {
   cmd->bare_lf = line.end == LineEnd::bare_lf;
   cmd->bare_cr = line.bare_cr;
   cmd->truncated = line.truncated;
-  events.emplace_back(CommandEvent{cmd});
+  if (opt.trace) events.emplace_back(CommandEvent{cmd});
   check_pipelining(*cmd);
   check_command(*cmd);
 
@@ -340,7 +340,7 @@ void Session::Impl::on_end_of_data() {
   ev.complete = true;
   ev.visible = opt.content_visible;
   ev.time = now;
-  events.emplace_back(ev);
+  if (opt.trace) events.emplace_back(ev);
   if (opt.content_visible) check_content(rep);
   if (opt.content_visible && c_rcpts.empty() && !rep.empty && ccaps.known) {
     Finding& f = find("PIPE-3.1-CHECK-ALL-STATUSES", Dir::client,
@@ -386,7 +386,7 @@ void Session::Impl::on_server_bytes(std::string_view b) {
 void Session::Impl::on_reply(Reply r) {
   auto rp = std::make_shared<const Reply>(std::move(r));
   ++nreplies;
-  events.emplace_back(ReplyEvent{rp});
+  if (opt.trace) events.emplace_back(ReplyEvent{rp});
   check_reply_syntax(*rp);
 
   if (opt.mid_session && ncommands == 0 && nslots == 0) {  // answers commands before the excerpt
@@ -456,7 +456,7 @@ Session::Impl::Rec& Session::Impl::rec(std::uint64_t reply) {
 }
 
 void Session::Impl::client_pair(Slot& s, const std::shared_ptr<const Reply>& r) {
-  events.emplace_back(PairEvent{true, r->index, s.label, r->summary(80)});
+  if (opt.trace) events.emplace_back(PairEvent{true, r->index, s.label, r->summary(80)});
   const int code = r->code;
   if (code < 200 || code >= 600) c_out_of_range = true;
   // A BDAT's error reply must wait for the whole chunk (RFC 3030 §2).
@@ -527,6 +527,13 @@ void Session::Impl::resolve(std::uint64_t reply) {
       m.text = fmt::format("{} will receive {}, a surplus reply meant for no command", m.client_slot, what);
     else
       m.text = fmt::format("{} will receive {}, meant for {}", m.client_slot, what, m.true_slot);
+    // The server took DATA's 354 while the client took it for something else: from
+    // here the server reads whatever the client sends as message content.
+    if (r.code == 354 && x.tslot >= 0 && static_cast<std::uint64_t>(x.tslot) >= slot_base &&
+        slot(static_cast<std::uint64_t>(x.tslot)).verb() == Verb::data && x.cslot >= 0 &&
+        slot(static_cast<std::uint64_t>(x.cslot)).verb() != Verb::data)
+      m.text += "; the server now reads everything the client sends as message content, so the client's "
+                "next commands get no reply";
     ++mispairs;
     events.emplace_back(m);
     // What the client experiences: a code impossible for the command it pairs it with.

@@ -31,6 +31,10 @@ struct SessionOptions {
   // The source holds no message content (Postfix logs): content rules are skipped and
   // the client's "." is fed as a bare end-of-data line.
   bool content_visible = true;
+  // Emit the trace events (commands, replies, content, pairings, states) besides the
+  // findings and the desync story. Off when only findings are wanted: it saves the
+  // copies the trace needs.
+  bool trace = true;
 };
 
 // One expected reply: a command, the greeting, or one per-recipient reply.

@@ -27,6 +27,30 @@ inline const char* find_quote_or_backslash(const char* p, const char* end) {
   return p;
 }
 
+// Copies bytes from p to w until a '"' or '\\' (or end); returns the stop position in
+// the input and advances w past the copied bytes. w must have room for end - p bytes
+// plus 15, since whole 16-byte blocks are stored.
+inline const char* copy_until_quote_or_backslash(const char* p, const char* end, char*& w) {
+#if defined(__SSE2__)
+  const __m128i q = _mm_set1_epi8('"');
+  const __m128i b = _mm_set1_epi8('\\');
+  while (end - p >= 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(w), v);
+    const int m = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, q), _mm_cmpeq_epi8(v, b)));
+    if (m) {
+      const int k = __builtin_ctz(static_cast<unsigned>(m));
+      w += k;
+      return p + k;
+    }
+    p += 16;
+    w += 16;
+  }
+#endif
+  while (p < end && *p != '"' && *p != '\\') *w++ = *p++;
+  return p;
+}
+
 struct TextScan {
   bool clean = true;   // no NUL, every CR followed by LF and every LF preceded by CR
   bool high = false;   // an octet >= 0x80

@@ -69,7 +69,8 @@ TEST_CASE("Cyrus lockers incident without order information is proven by impossi
       "MAIL FROM:<c@example.org> will receive '250 2.0.0 ok', meant for RSET",
       "RCPT TO:<d@example.net> will receive '250 2.1.0 ok', meant for MAIL FROM:<c@example.org>",
       "DATA will receive '250 2.1.5 ok', meant for RCPT TO:<d@example.net>",
-      "QUIT will receive '354 go ahead', meant for DATA",
+      "QUIT will receive '354 go ahead', meant for DATA; the server now reads everything the client sends as "
+      "message content, so the client's next commands get no reply",
   };
   CHECK(r.narrative == expected);
 }
