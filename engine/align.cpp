@@ -37,15 +37,18 @@ void Session::Impl::align(const std::shared_ptr<const Reply>& r) {
   if (hyps.empty()) {
     if (truth_next < nslots && truth_next < excused_from) {
       Slot& s = slot(truth_next);
+      if (r->code == 334 && s.verb() == Verb::auth) {  // an AUTH challenge: the slot stays open
+        commit_pair(s, r);
+        return;
+      }
       if (cost(s, *r) < kImpossible) {  // the common case: it fits
         ++truth_next;
         commit_pair(s, r);
         return;
       }
-    } else if (r->code == 421 || last_was_final) {
-      // A 421 may come with no command pending (RFC 5321 §3.8); after 221/421 the
-      // server should be silent, which the accounting reports.
-      if (r->code == 421) ++async421;
+    } else if (r->code == 421) {
+      // A 421 may come with no command pending (RFC 5321 §3.8).
+      ++async421;
       commit_surplus(r, false);
       return;
     } else {
@@ -97,7 +100,10 @@ void Session::Impl::extend(const std::shared_ptr<const Reply>& r) {
   hyps = std::move(next);
 }
 
-void Session::Impl::settle() {
+void Session::Impl::settle(bool at_end) {
+  // At the end, slots a hypothesis leaves unanswered are missing replies too.
+  if (at_end)
+    for (Hyp& h : hyps) h.cost += static_cast<int>(std::min(nslots, excused_from) > h.p ? std::min(nslots, excused_from) - h.p : 0) * kEdit;
   std::sort(hyps.begin(), hyps.end(), [](const Hyp& a, const Hyp& b) { return a.cost < b.cost; });
   const Hyp best = hyps.front();
   hyps.clear();
@@ -137,7 +143,8 @@ void Session::Impl::commit_surplus(const std::shared_ptr<const Reply>& r, bool f
   if (r->code == 421) {  // asynchronous shutdown: allowed with no command pending
     find_reply("SMTP-3.8-421-ASYNC", *r,
                "a 421 with no command waiting for it: a server may announce its shutdown at any time; replies "
-               "still owed are excused (RFC 5321 §3.8)");
+               "still owed are excused (RFC 5321 §3.8)")
+        .severity = Severity::note;
     if (std::string t = std::string(r->first_text()); opt.ordered && c_last_time > 0 && r->time - c_last_time < 300000000LL &&
         (t.find("nactivity") != std::string::npos || t.find("imeout") != std::string::npos || t.find("idle") != std::string::npos))
       find_reply("SMTP-4.5.3.2.7-SERVER-TIMEOUT", *r,
@@ -147,6 +154,7 @@ void Session::Impl::commit_surplus(const std::shared_ptr<const Reply>& r, bool f
           .severity = Severity::warning;
     last_was_final = true;
     excused_from = std::min(excused_from, truth_next);
+    note_owed_recipients(*r);
     st = State::closing;
   } else if (first_edit) {
     // Where the surplus sits: inside a per-recipient block, or after another command.
@@ -186,6 +194,10 @@ void Session::Impl::commit_surplus(const std::shared_ptr<const Reply>& r, bool f
                                       "here), but '{}' is one more: a surplus reply (RFC 2033 §4.2)",
                                       block->n, r->summary(60)),
                           block);
+      Finding& d3 = find_reply("DESYNC-3-PER-RCPT-COUNT", *r,
+                               fmt::format("more per-recipient replies than accepted recipients ({})", block->n), block);
+      d3.proof = opt.ordered ? Proof::order : Proof::impossible_code;
+      d3.cause = rootf->id;
     } else {
       rootf = &find_reply("SMTP-4.2-ONE-REPLY-PER-COMMAND", *r,
                           fmt::format("'{}' answers no command: every command gets exactly one reply "
@@ -268,6 +280,24 @@ void Session::Impl::commit_missing(Slot& s, bool first_edit) {
   }
   const Trigger tr = trigger_of(s.kind, s.verb(), s.last);
   if (tr == Trigger::end_of_data_last) st = State::ready;
+}
+
+// RFC 2033 §5: after a 421 inside a per-recipient block the recipients still owed a
+// reply must be treated by the client as temporary failures.
+void Session::Impl::note_owed_recipients(const Reply& r) {
+  std::string owed;
+  std::size_t n = 0;
+  for (std::uint64_t i = std::max(truth_next, slot_base); i < nslots; ++i) {
+    const Slot& s = slot(i);
+    if (s.kind != SlotKind::end_of_data && s.kind != SlotKind::bdat_last) continue;
+    if (n++ < 5) owed += (owed.empty() ? "<" : ", <") + s.rcpt + ">";
+  }
+  if (n == 0) return;
+  find_reply("LMTP-5-PARTIAL-REPLIES", r,
+             fmt::format("the server shut down with {} per-recipient repl{} still owed ({}{}): the client must treat "
+                         "those recipients as temporary failures (RFC 2033 §5)",
+                         n, n == 1 ? "y" : "ies", owed, n > 5 ? ", ..." : ""))
+      .severity = Severity::note;
 }
 
 }  // namespace lockstep

@@ -141,8 +141,10 @@ void Session::Impl::check_command(const Command& c) {
         find_cmd("CHUNK-2-RSET-AFTER-FAILURE", c, "after a failed BDAT the client must send RSET (RFC 3030 §2)");
       break;
     case Verb::data:
-      if (c_txn == Txn::none && c_rcpts.empty() && ccaps.known && !c_last_bdat_done)
+      if (c_txn == Txn::none && c_rcpts.empty() && ccaps.known && !c_last_bdat_done && !opt.mid_session)
         find_cmd("SMTP-3.3-TRANSACTION-ORDER", c, "DATA without a MAIL transaction (RFC 5321 §3.3)");
+      else if (c_txn != Txn::none && c_rcpt_sent == 0 && !opt.mid_session)
+        find_cmd("SMTP-3.3-TRANSACTION-ORDER", c, "DATA before any RCPT was sent (RFC 5321 §3.3)");
       break;
     case Verb::bdat:
       if (c.syntax.bad_bdat)
@@ -174,7 +176,7 @@ void Session::Impl::check_command(const Command& c) {
     find_cmd("SMTP-4.5.3.1.2-DOMAIN-255", c, "the domain is longer than 255 octets").severity = Severity::warning;
   if (path.size() + 2 > 256)
     find_cmd("SMTP-4.5.3.1.3-PATH-256", c, "the path is longer than 256 octets").severity = Severity::warning;
-  if (has_non_ascii(path) && !c.param("SMTPUTF8") && v == Verb::mail)
+  if (has_non_ascii(path) && ((v == Verb::mail && !c.param("SMTPUTF8")) || (v == Verb::rcpt && !c_mail_utf8)))
     find_cmd("SMTPUTF8-3.4-PARAM-WHEN-NEEDED", c, "a non-ASCII address without the SMTPUTF8 parameter (RFC 6531 §3.4)");
   if (has_non_ascii(path) && ccaps.known && !ccaps.smtputf8)
     find_cmd("SMTPUTF8-3.2-NOT-UNLESS-OFFERED", c, "a non-ASCII address, but SMTPUTF8 was not offered (RFC 6531 §3.2)");
@@ -284,10 +286,12 @@ void Session::Impl::check_content(const ContentReport& rep) {
                    "delete it (RFC 5321 §4.5.2)",
                    rep.unstuffed_dot.count));
   if (rep.eight_bit.count && !t_mail_body8) {
-    const bool offered = ccaps.eightbit;
-    at(offered ? "8BITMIME-3-NO-8BIT-UNLESS-OFFERED" : "SMTP-2.4-7BIT-CONTENT", rep.eight_bit,
-       offered ? "the content holds 8-bit octets but MAIL did not declare BODY=8BITMIME (RFC 6152 §3)"
-               : "the content holds 8-bit octets and 8BITMIME was not negotiated (RFC 5321 §2.4)");
+    at("8BITMIME-3-NO-8BIT-UNLESS-OFFERED", rep.eight_bit,
+       ccaps.eightbit ? "the content holds 8-bit octets but MAIL did not declare BODY=8BITMIME (RFC 6152 §3)"
+                      : "the content holds 8-bit octets and the server did not offer 8BITMIME (RFC 6152 §3)");
+    if (!ccaps.eightbit)
+      at("SMTP-2.4-7BIT-CONTENT", rep.eight_bit,
+         "the content holds 8-bit octets and no extension allowing them was negotiated (RFC 5321 §2.4)");
   }
 }
 

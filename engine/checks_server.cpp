@@ -59,10 +59,17 @@ void Session::Impl::check_reply_syntax(const Reply& r) {
   if (bad_text)
     find_reply("SMTP-4.2-REPLY-LINE-GRAMMAR", r,
                "reply text holds control characters; it may hold only HT, SP and printable US-ASCII (RFC 5321 §4.2)");
-  if (non_ascii)
-    find_reply("SMTPUTF8-3.7.4.2-ASCII-REPLIES", r,
-               "reply text holds non-ASCII octets (RFC 6531 §3.7.4.2, RFC 5321 §4.2)");
+  (void)non_ascii;  // judged with the command it answers (check_pair)
 }
+
+namespace {
+bool has_high(const Reply& r) {
+  for (const auto& l : r.lines)
+    for (char ch : l)
+      if (static_cast<unsigned char>(ch) >= 0x80) return true;
+  return false;
+}
+}  // namespace
 
 void Session::Impl::check_capabilities(const Reply& r) {
   const Capabilities& c = tcaps;
@@ -114,7 +121,11 @@ void Session::Impl::commit_pair(Slot& s, const std::shared_ptr<const Reply>& rp)
   const int code = r.code;
   const bool pos = code / 100 == 2;
   last_was_final = code == 221 || code == 421;
-  if (code == 421) excused_from = std::min(excused_from, truth_next);
+  if (code == 221 && s.verb() == Verb::quit) t_quit_answered = true;
+  if (code == 421) {
+    excused_from = std::min(excused_from, truth_next);
+    note_owed_recipients(r);
+  }
   if (s.kind == SlotKind::command) {
     switch (s.verb()) {
       case Verb::lhlo:
@@ -167,6 +178,10 @@ void Session::Impl::commit_pair(Slot& s, const std::shared_ptr<const Reply>& rp)
     t_last_verb = s.verb();
     t_last_unknown = s.verb() == Verb::unknown;
   }
+  if (s.kind == SlotKind::bdat_last && s.last) t_last_bdat = true;
+  if (s.kind == SlotKind::command && (s.verb() == Verb::mail || s.verb() == Verb::rset || s.verb() == Verb::lhlo) &&
+      code / 100 == 2)
+    t_last_bdat = false;
   const State after = transition(before, trigger_of(s.kind, s.verb(), s.last), outcome_of(code));
   if (after == State::ready && (s.kind == SlotKind::end_of_data || s.kind == SlotKind::bdat_last)) t_rcpts.clear();
   if (after != before) {
@@ -203,8 +218,17 @@ void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
                  fmt::format("{} got '{}', which contradicts the command/reply sequence: {}", s.label,
                              r.summary(60), why),
                  &s);
+  } else if (cmd && ((v == Verb::rset && code != 250) || (v == Verb::noop && code != 250) ||
+                     (v == Verb::quit && code != 221)) &&
+             code != 421 && code != 500 && !(code == 501 && !s.cmd->arg.empty())) {
+    const std::string_view rid = v == Verb::rset ? "SMTP-4.1.1.5-RSET-250"
+                                 : v == Verb::noop ? "SMTP-4.1.1.9-NOOP-250"
+                                                   : "SMTP-4.1.1.10-QUIT-221";
+    find_reply(rid, r, fmt::format("{} got {}: {} (or 421 when shutting down)", s.label, code,
+                                   why_impossible(s.kind, v, code)),
+               &s);
   } else if (f == Fit::unlisted) {
-    find_reply(per_rcpt ? "LMTP-4.2-PER-RCPT-CODES" : "SMTP-4.3.2-REPLY-IN-TABLE", r,
+    find_reply("SMTP-4.3.2-REPLY-IN-TABLE", r,
                fmt::format("{} got {}, a code RFC 5321 §4.3.2 does not list for it", s.label, code), &s)
         .severity = Severity::warning;
   }
@@ -243,6 +267,25 @@ void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
     }
   }
 
+  if (t_quit_answered)
+    find_reply("SMTP-4.1.1.10-QUIT-221", r,
+               fmt::format("the server answered {} after its 221 to QUIT; after the 221 it closes the connection "
+                           "(RFC 5321 §4.1.1.10)",
+                           s.label),
+               &s);
+  // Non-ASCII reply text: allowed only for 251/551 after MAIL ... SMTPUTF8 and for
+  // VRFY/EXPN with SMTPUTF8 (RFC 6531 §3.7.4).
+  if (has_high(r)) {
+    const bool utf8_ok = (t_mail_utf8 && (code == 251 || code == 551)) ||
+                         (cmd && (v == Verb::vrfy || v == Verb::expn) && s.cmd->param("SMTPUTF8"));
+    if (cmd && v == Verb::lhlo && code == 250 && !r.lines.empty() &&
+        std::any_of(r.lines[0].begin(), r.lines[0].end(), [](char ch) { return static_cast<unsigned char>(ch) >= 0x80; }))
+      find_reply("SMTPUTF8-3.7.1-ASCII-HELLO", r,
+                 "the domain in the LHLO reply must be ASCII (LDH labels or A-labels) (RFC 6531 §3.7.1)", &s);
+    else if (!utf8_ok && !(cmd && (v == Verb::vrfy || v == Verb::expn)))
+      find_reply("SMTPUTF8-3.7.4.2-ASCII-REPLIES", r,
+                 "reply text holds non-ASCII octets (RFC 6531 §3.7.4.2, RFC 5321 §4.2)", &s);
+  }
   // Replies before LHLO: judged for enhanced codes once the LHLO reply shows whether the
   // server has them (RFC 2034 §4).
   if (!tcaps.known && !exempt && code > 0 && cls != 3 && !r.enhanced && !opt.mid_session) {
@@ -283,7 +326,10 @@ void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
             .severity = Severity::warning;
     }
     // SIZE: no 552 after end of data when the content is within the declared size.
-    if (code == 552 && s.kind == SlotKind::end_of_data && s.content_size > 0 && s.content_size < 65536)
+    const bool size_refusal =
+        code == 552 || (cls >= 4 && r.enhanced && ((r.enhanced->subject == 3 && r.enhanced->detail == 4) ||
+                                                   (r.enhanced->subject == 2 && r.enhanced->detail == 3)));
+    if (size_refusal && s.kind == SlotKind::end_of_data && s.content_size < 65536 && opt.content_visible)
       find_reply("SMTP-4.5.3.1.7-MESSAGE-64K", r,
                  fmt::format("content of {} octets was refused for size; servers must accept at least 64K "
                              "(RFC 5321 §4.5.3.1.7)",
@@ -434,8 +480,18 @@ void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
           find_reply("SIZE-7-MUST-ACCEPT-EXTENDED-MAIL", r,
                      "a server that advertises SIZE must accept a well-formed SIZE= parameter (RFC 1870 §7)", &s);
       }
-      if (tcaps.dsn && (c.count_param("RET") > 1 || c.count_param("ENVID") > 1) && code != 501)
-        find_reply("DSN-5.1-INVALID-501", r, "a repeated RET or ENVID must get 501 (RFC 3461 §5.1)", &s);
+      if (tcaps.dsn && code != 501 && code != 421) {
+        const Param* ret = c.param("RET");
+        const Param* envid = c.param("ENVID");
+        const bool bad_ret = ret && !(iequals(ret->value, "FULL") || iequals(ret->value, "HDRS"));
+        const bool bad_envid = envid && (!envid->has_value || envid->value.empty() || envid->value.size() > 100 ||
+                                         std::any_of(envid->value.begin(), envid->value.end(), [](char ch) {
+                                           return static_cast<unsigned char>(ch) < 33 || static_cast<unsigned char>(ch) > 126 || ch == '=';
+                                         }));
+        if (c.count_param("RET") > 1 || c.count_param("ENVID") > 1 || bad_ret || bad_envid)
+          find_reply("DSN-5.1-INVALID-501", r,
+                     fmt::format("an invalid or repeated RET or ENVID must get 501, not {} (RFC 3461 §5.1)", code), &s);
+      }
       break;
     case Verb::rcpt:
       if (cls == 2 && before == State::ready && t_lhlo_reset_txn)
@@ -443,9 +499,10 @@ void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
                    "an accepted LHLO ended the transaction, yet the server accepted RCPT: it kept the old "
                    "transaction (RFC 5321 §4.1.4)",
                    &s);
-      else if (cls == 2 && (before == State::ready || before == State::greeted))
+      else if ((before == State::ready || before == State::greeted) && code != 503 && code != 421 &&
+               code != 500 && code != 501)
         find_reply("SMTP-3.3-RCPT-WITHOUT-MAIL-503", r,
-                   "the server accepted RCPT with no open transaction; it must answer 503 (RFC 5321 §3.3, §4.1.4)", &s);
+                   fmt::format("RCPT with no open transaction got {}; it must get 503 (RFC 5321 §3.3, §4.1.4)", code), &s);
       if ((code == 452 || code == 552) && mentions_too_many(r) && t_rcpts.size() < 100)
         find_reply("SMTP-4.5.3.1.8-100-RECIPIENTS", r,
                    fmt::format("'too many recipients' after only {} accepted; servers must take 100 "
@@ -478,23 +535,24 @@ void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
       if (n == 0 && !unknown && code != 503 && code != 421 && !(cls == 5 && code != 554 && !well_formed))
         find_reply("LMTP-4.2-DATA-NO-RCPT-503", r,
                    fmt::format("no RCPT was accepted, so DATA must fail with 503, not {} (RFC 2033 §4.2)", code), &s);
-      if (n > 0 && (code == 503 || code == 554) && before == State::rcpt)
+      if (n > 0 && (code == 503 || code == 554) && before == State::rcpt && !t_mail_binary)
         find_reply("PIPE-3.2-DATA-POSITIVE-IFF-RCPT", r,
                    fmt::format("{} recipient(s) were accepted, yet DATA got {} (RFC 2920 §3.2 (3))", n, code), &s);
       if ((code == 500 || code == 502) && tcaps.chunking)
         find_reply("CHUNK-2-DATA-STILL-SUPPORTED", r,
                    "a server that offers CHUNKING must still support DATA (RFC 3030 §2)", &s);
-      if (code == 354 && t_mail_binary)
+      if (t_mail_binary && code != 503 && code != 421)
         find_reply("CHUNK-3-BINARYMIME-NO-DATA-503", r,
-                   "DATA after MAIL with BODY=BINARYMIME must get 503 (RFC 3030 §3)", &s);
-      if (code == 354 && before == State::bdat)
+                   fmt::format("DATA after MAIL with BODY=BINARYMIME must get 503, not {} (RFC 3030 §3)", code), &s);
+      if (before == State::bdat && code != 503 && code != 421)
         find_reply("CHUNK-2-NO-DATA-AFTER-BDAT", r,
-                   "DATA after BDAT in the same transaction must get 503 (RFC 3030 §2)", &s);
+                   fmt::format("DATA after BDAT in the same transaction must get 503, not {} (RFC 3030 §2)", code), &s);
       break;
     }
     case Verb::bdat:
-      if (before == State::ready && !c.bdat_last && cls == 2 && t_last_bdat)
-        find_reply("CHUNK-2-BDAT-AFTER-LAST-503", r, "a BDAT after BDAT LAST must get 503 (RFC 3030 §2)", &s);
+      if (t_last_bdat && code != 503 && code != 421)
+        find_reply("CHUNK-2-BDAT-AFTER-LAST-503", r,
+                   fmt::format("a BDAT after BDAT LAST must get 503, not {} (RFC 3030 §2)", code), &s);
       if (c.bdat_last == false && cls == 2 && code != 250)
         find_reply("CHUNK-2-250-PER-CHUNK", r, "a successful BDAT chunk gets 250 (RFC 3030 §2)", &s);
       break;
@@ -515,7 +573,7 @@ void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
           std::any_of(r.lines[0].begin(), r.lines[0].end(), [](char ch) { return static_cast<unsigned char>(ch) >= 0x80; }))
         find_reply("SMTPUTF8-3.7.4.2-VRFY-EXPN", r,
                    "a UTF-8 reply to VRFY/EXPN sent without the SMTPUTF8 parameter (RFC 6531 §3.7.4.2)", &s);
-      if (v == Verb::vrfy && (cls == 2 || code == 551) && code != 252) {
+      if ((v == Verb::vrfy || v == Verb::expn) && (cls == 2 || code == 551) && code != 252) {
         const std::string_view t = r.first_text();
         if (t.find('<') == std::string_view::npos || t.find('@') == std::string_view::npos)
           find_reply("SMTP-3.5.2-VRFY-MAILBOX", r, "a positive VRFY reply must name the mailbox as <local@domain> "
@@ -540,13 +598,17 @@ void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
           find_reply("AUTH-4-334-BASE64-ONLY", r, "a 334 challenge may hold only base64 text (RFC 4954 §4)", &s);
       }
       const bool goes_on = code == 334 || code == 235;
-      if (goes_on && t_authed)
-        find_reply("AUTH-4-ONCE", r, "a second AUTH after a successful one must get 503 (RFC 4954 §4)", &s);
-      if (goes_on && (before == State::mail || before == State::rcpt))
-        find_reply("AUTH-4-NOT-IN-TRANSACTION", r, "AUTH inside a mail transaction must get 503 (RFC 4954 §4)", &s);
+      const bool refused_right = code == 503 || code == 421;
+      if (t_authed && !refused_right)
+        find_reply("AUTH-4-ONCE", r,
+                   fmt::format("a second AUTH after a successful one must get 503, not {} (RFC 4954 §4)", code), &s);
+      else if ((before == State::mail || before == State::rcpt) && !refused_right)
+        find_reply("AUTH-4-NOT-IN-TRANSACTION", r,
+                   fmt::format("AUTH inside a mail transaction must get 503, not {} (RFC 4954 §4)", code), &s);
       if (c_auth_cancel && code != 334 && code != 501 && code != 421)
         find_reply("AUTH-4-CANCEL-501", r, "a client '*' cancels AUTH and must get 501 (RFC 4954 §4)", &s);
-      if (goes_on && tcaps.known && tcaps.auth) {
+      if (tcaps.known && tcaps.auth && !t_authed && before != State::mail && before != State::rcpt &&
+          (goes_on || (cls >= 4 && code != 504 && code != 501 && code != 421 && code != 503))) {
         const std::string mech = c.arg.substr(0, c.arg.find(' '));
         bool listed = false;
         for (const auto& k : tcaps.keywords)

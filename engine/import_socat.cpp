@@ -125,7 +125,7 @@ class SocatSource final : public Source {
       }
       decode(line, bytes);
       bytes += '\n';
-      if (bytes.size() > (64u << 20)) break;
+      if (bytes.size() > (16u << 20)) break;  // a block is at most what one read() returns: stop at 16 MiB
     }
     // socat ends the printout with a newline even when the data did not end in LF.
     if (bytes.size() == h.length + 1 && !bytes.empty() && bytes.back() == '\n') bytes.pop_back();

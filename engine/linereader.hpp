@@ -12,7 +12,7 @@ class LineReader {
  public:
   // `f` stays owned by the caller. Lines longer than `cap` are returned cut, with
   // truncated() set.
-  explicit LineReader(std::FILE* f, std::size_t cap = 64u << 20);
+  explicit LineReader(std::FILE* f, std::size_t cap = 8u << 20);
 
   // The next line without its LF (a CR before it is kept). False at the end of the file.
   bool next(std::string_view& line);

@@ -241,7 +241,12 @@ void Session::Impl::on_client_line(const Line& line) {
   if (cmd->verb == Verb::mail || cmd->verb == Verb::rset || cmd->verb == Verb::lhlo) c_out_of_range = false;
   if (cmd->verb == Verb::auth) c_auth_cancel = false;
   if (cmd->verb == Verb::quit) quit_sent = true;
-  if (cmd->verb == Verb::mail) c_txn = Txn::pending;
+  if (cmd->verb == Verb::mail) {
+    c_txn = Txn::pending;
+    c_rcpt_sent = 0;
+    c_mail_utf8 = cmd->param("SMTPUTF8") != nullptr;
+  }
+  if (cmd->verb == Verb::rcpt) ++c_rcpt_sent;
   if (cmd->verb == Verb::rset || cmd->verb == Verb::lhlo) {
     c_txn = Txn::none;
     c_rcpts.clear();
@@ -399,6 +404,13 @@ void Session::Impl::on_reply(Reply r) {
   // end of data (SMUG-2, proof (a)).
   if (cmode == CMode::content && opt.ordered && !content.report().smuggling.empty()) {
     const auto& sm = content.report().smuggling.front();
+    if (sm.bytes.find("<LF>") != std::string_view::npos && sm.bytes.find("<CR><LF>.<CR><LF>") == std::string_view::npos &&
+        (sm.name == "lflf" || sm.name == "crlf" || sm.name == "lfcr" || sm.name == "lfcrlf" || sm.name == "crlflf"))
+      find_reply("SMTP-4.1.1.4-NO-LF-ONLY-LINES", *rp,
+                 fmt::format("the server replied after the client's bare-LF line end in {}: it accepted an LF-only "
+                             "line (RFC 5321 §4.1.1.4)",
+                             sm.bytes))
+          .proof = Proof::order;
     if (sm.name == "lflf")
       find_reply("SMTP-4.1.1.4-LF-DOT-LF-NOT-EOD", *rp,
                  "the server answered after <LF>.<LF>, which must not end the data (RFC 5321 §4.1.1.4)")
@@ -419,7 +431,9 @@ void Session::Impl::on_reply(Reply r) {
     f.proof = Proof::order;
   }
   align(rp);
-  if (client_next < nslots) {
+  if (client_next < nslots && rp->code == 334 && slot(client_next).verb() == Verb::auth) {
+    client_pair(slot(client_next), rp);  // RFC 4954 §4: a 334 asks for more, AUTH still awaits its reply
+  } else if (client_next < nslots) {
     client_pair(slot(client_next++), rp);
   } else {
     backlog.push_back(rp);
@@ -439,6 +453,7 @@ void Session::Impl::on_reply(Reply r) {
                       rp->summary(60)));
       f.proof = Proof::order;
       f.cause = root;
+      ++desync1;
     }
   }
 }
@@ -619,6 +634,9 @@ void Session::Impl::close(Dir d, Time t) {
   } else {
     if (server_closed) return;
     server_closed = true;
+    if (st == State::refused && !quit_sent)
+      find("SMTP-3.1-554-GREETING", Dir::server,
+           "after a 554 greeting the server must still wait for QUIT before closing (RFC 5321 §3.1)");
     if (t_last_unknown && !last_was_final)
       find("SMTP-3.8-UNKNOWN-COMMAND-500", Dir::server,
            "the server closed the connection after an unknown command; it must answer 500 and wait for more "
@@ -659,7 +677,7 @@ void Session::Impl::finish(bool capture_ended) {
     f.offset = content.report().start;
     f.located = true;
   }
-  if (!hyps.empty()) settle();
+  if (!hyps.empty()) settle(!capture_ended);
   // Replies nobody read: the client sent nothing more for them.
   for (auto& r : backlog) {
     if (r->index >= rec_base && r->index < rec_base + recs.size()) {
@@ -670,7 +688,7 @@ void Session::Impl::finish(bool capture_ended) {
   // DESYNC-5: count replies against slots at the end.
   const std::uint64_t replies = nreplies - ignored_replies - async421;
   const std::uint64_t due = std::min<std::uint64_t>(nslots, excused_from);
-  if (replies > due && surplus == 0) {
+  if (replies > due && desync1 == 0) {
     Finding& f = find("DESYNC-5-ACCOUNTING", Dir::server,
                       fmt::format("the server sent {} replies for {} expected: {} more than the client's commands "
                                   "call for (RFC 5321 §4.2)",
@@ -687,13 +705,14 @@ void Session::Impl::finish(bool capture_ended) {
                       fmt::format("the connection ended with {} repl{} for {} expected: {} still owed (the first for "
                                   "{})",
                                   replies, replies == 1 ? "y" : "ies", due, due - replies,
-                                  first < nslots ? slot(first).label : std::string("?")));
+                                  first < nslots ? slot(first).label : std::string("the last command")));
     f.proof = Proof::accounting;
     if (owed_rcpt > 0) {
       Finding& g = find("LMTP-5-PARTIAL-REPLIES", Dir::client,
                         fmt::format("{} per-recipient repl{} never arrived: the client must treat those recipients "
                                     "as temporary failures (RFC 2033 §5)",
                                     owed_rcpt, owed_rcpt == 1 ? "y" : "ies"));
+      g.severity = Severity::note;  // informational for the checker (what the client must do)
       g.cause = f.id;
       Finding& h = find("DESYNC-3-PER-RCPT-COUNT", Dir::server,
                         "fewer per-recipient replies than accepted recipients before the connection ended");

@@ -56,7 +56,8 @@ struct Session::Impl {
   bool c_last_bdat_done = false;
   bool c_greeted = false;
   std::uint32_t c_rcpt_unpaired = 0;
-  bool c_out_of_range = false;       // the client saw a reply code outside 2-5
+  bool c_out_of_range = false, c_mail_utf8 = false;
+  std::uint32_t c_rcpt_sent = 0;      // RCPT commands sent since MAIL       // the client saw a reply code outside 2-5
   bool c_auth_cancel = false;        // the client answered a 334 with "*"
   std::uint64_t bdat_slot = UINT64_MAX;  // the slot of the BDAT whose chunk is being sent
   std::uint64_t zero_bdat_pos = UINT64_MAX;  // where a BDAT LAST owed zero replies
@@ -73,14 +74,14 @@ struct Session::Impl {
   bool t_mail_body8 = false, t_mail_binary = false, t_last_bdat = false;
   std::uint64_t t_declared_size = 0;    // SIZE= of the open transaction
   bool t_lhlo_reset_txn = false;        // an LHLO reset a transaction: the next RCPT must fail
-  bool t_authed = false, t_mail_utf8 = false;
+  bool t_authed = false, t_mail_utf8 = false, t_quit_answered = false;
   Verb t_last_verb = Verb::unknown;     // the last command the server answered
   bool t_last_unknown = false;          // ... was an unrecognised verb
   std::uint32_t pre_lhlo_no_esc = 0;    // replies before LHLO without an enhanced code
   std::uint64_t pre_lhlo_offset = 0;
   bool text_hint_noted = false;
   std::uint64_t excused_from = UINT64_MAX;  // slots from here are excused by a 421
-  std::uint64_t surplus = 0, missing = 0, async421 = 0;
+  std::uint64_t surplus = 0, missing = 0, async421 = 0, desync1 = 0;
   std::uint32_t root = 0;          // id of the first desync's root finding
   bool last_was_final = false;     // the last reply was 221 or 421
 
@@ -135,7 +136,7 @@ struct Session::Impl {
   void commit_surplus(const std::shared_ptr<const Reply>& r, bool first_edit);
   void commit_missing(Slot& s, bool first_edit);
   int cost(const Slot& s, const Reply& r) const;
-  void settle();  // commit the best hypothesis now
+  void settle(bool at_end = false);  // commit the best hypothesis now
 
   // ---- checks.cpp
   void check_reply_syntax(const Reply& r);
@@ -144,6 +145,7 @@ struct Session::Impl {
   void check_command(const Command& c);
   void check_content(const ContentReport& rep);
   void check_pipelining(const Command& c);
+  void note_owed_recipients(const Reply& r);
 };
 
 // The rule a command breaks when another is pipelined behind it ("" when none).

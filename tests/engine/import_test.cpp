@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstdio>
+#include <sys/resource.h>
 #include <filesystem>
 #include <fstream>
 
@@ -171,4 +172,25 @@ TEST_CASE("a truncated Postfix log ends its sessions as cut-off captures without
   REQUIRE(out.size() == 1);
   CHECK(out[0].errors == 0);
   CHECK(out[0].commands == 3);
+}
+
+TEST_CASE("a 200 MB line without a line end in a recording is skipped in bounded memory", "[import][bad-input][limits]") {
+  const std::string path = (std::filesystem::temp_directory_path() / "lockstep-test-longline.jsonl").string();
+  {
+    std::ofstream out(path, std::ios::binary);
+    out << jsonl_data(1, "1", Dir::server, "220 x ready\r\n");
+    out << "{\"t\":2,\"conn\":\"1\",\"ev\":\"data\",\"dir\":\"c\",\"data\":\"";
+    const std::string block(1 << 20, 'A');
+    for (int i = 0; i < 200; ++i) out << block;
+  }
+  rusage before{};
+  getrusage(RUSAGE_SELF, &before);
+  std::string err;
+  const auto evs = read_all(path, err);
+  rusage after{};
+  getrusage(RUSAGE_SELF, &after);
+  std::filesystem::remove(path);
+  CHECK(evs.size() == 1);
+  // The reader keeps at most its 8 MiB line cap (plus one 1 MiB block).
+  CHECK(after.ru_maxrss - before.ru_maxrss < 32 * 1024);
 }

@@ -2,6 +2,7 @@
 // One violating and one conforming session per rule. Every rule ID the engine can
 // report must have a case (rules_meta_test.cpp checks it).
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/support/script.hpp"
@@ -14,6 +15,8 @@ struct RuleCase {
   std::vector<std::string> good;  // must not report `rule`
   SessionOptions opts = {};
   bool capture_ended = false;
+  // Peer addresses for the deployment rules (client, server); empty: not set.
+  std::pair<std::string, std::string> bad_peers = {}, good_peers = {};
 };
 
 // Cases are split by rule family into several files; each returns its part.

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <map>
+
 #include "tests/engine/rule_cases.hpp"
 
 using namespace lockstep;
@@ -16,12 +18,14 @@ std::vector<RuleCase> all_rule_cases() {
 
 TEST_CASE("every rule case reports its rule on the violating session and not on the conforming one",
           "[engine][rules]") {
+  std::map<std::string, int> seen;
   for (const RuleCase& c : all_rule_cases()) {
-    DYNAMIC_SECTION(c.rule) {
-      const RunResult bad = run_script(c.bad, c.opts, c.capture_ended);
+    const int n = ++seen[c.rule];
+    DYNAMIC_SECTION(c.rule << (n > 1 ? " (case " + std::to_string(n) + ")" : std::string())) {
+      const RunResult bad = run_script(c.bad, c.opts, c.capture_ended, c.bad_peers);
       INFO("violating session:\n" << bad.dump());
       CHECK(bad.has(c.rule));
-      const RunResult good = run_script(c.good, c.opts, c.capture_ended);
+      const RunResult good = run_script(c.good, c.opts, c.capture_ended, c.good_peers);
       INFO("conforming session:\n" << good.dump());
       CHECK_FALSE(good.has(c.rule));
     }

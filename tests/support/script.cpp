@@ -67,9 +67,11 @@ std::string RunResult::dump() const {
   return s.empty() ? "(no findings)" : s;
 }
 
-RunResult run_steps(const std::vector<Step>& steps, SessionOptions opts, bool capture_ended) {
+RunResult run_steps(const std::vector<Step>& steps, SessionOptions opts, bool capture_ended,
+                    const std::pair<std::string, std::string>& peers) {
   Session s(opts);
   RunResult r;
+  if (!peers.first.empty() || !peers.second.empty()) s.set_peers(peers.first, peers.second);
   Time t = 1000000;
   auto drain = [&] {
     while (auto e = s.next()) {
@@ -91,8 +93,9 @@ RunResult run_steps(const std::vector<Step>& steps, SessionOptions opts, bool ca
   return r;
 }
 
-RunResult run_script(const std::vector<std::string>& lines, SessionOptions opts, bool capture_ended) {
-  return run_steps(parse_script(lines), opts, capture_ended);
+RunResult run_script(const std::vector<std::string>& lines, SessionOptions opts, bool capture_ended,
+                     const std::pair<std::string, std::string>& peers) {
+  return run_steps(parse_script(lines), opts, capture_ended, peers);
 }
 
 std::vector<std::string> hello(std::vector<std::string> rest, std::string caps) {

@@ -39,8 +39,10 @@ struct RunResult {
 
 // Runs the steps through a fresh Session; `finish` ends it (capture_ended=false)
 // unless `capture_ended` is set.
-RunResult run_steps(const std::vector<Step>& steps, SessionOptions opts = {}, bool capture_ended = false);
-RunResult run_script(const std::vector<std::string>& lines, SessionOptions opts = {}, bool capture_ended = false);
+RunResult run_steps(const std::vector<Step>& steps, SessionOptions opts = {}, bool capture_ended = false,
+                    const std::pair<std::string, std::string>& peers = {});
+RunResult run_script(const std::vector<std::string>& lines, SessionOptions opts = {}, bool capture_ended = false,
+                     const std::pair<std::string, std::string>& peers = {});
 
 // A greeting and an LHLO exchange advertising the usual LMTP extensions; prepend it to
 // scripts that start in the ready state.
