@@ -276,6 +276,21 @@ void Session::Impl::on_client_line(const Line& line) {
   drain_backlog();
 }
 
+// One slot per accepted recipient of the client's transaction, in RCPT order
+// (RFC 2033 §4.2, §4.3), each a copy of `proto` naming its recipient.
+void Session::Impl::push_rcpt_block(const Slot& proto, std::string_view what) {
+  const auto n = static_cast<std::uint32_t>(c_rcpts.size());
+  for (std::uint32_t k = 1; k <= n; ++k) {
+    Slot s = proto;
+    s.k = k;
+    s.n = n;
+    s.last = k == n;
+    s.rcpt = c_rcpts[k - 1];
+    s.label = n == 1 ? fmt::format("{} (<{}>)", what, s.rcpt) : fmt::format("{} (reply {}/{}, <{}>)", what, k, n, s.rcpt);
+    push_slot(std::move(s));
+  }
+}
+
 void Session::Impl::materialize() {
   std::vector<std::shared_ptr<const Command>> held;
   held.swap(deferred);
@@ -301,17 +316,10 @@ void Session::Impl::make_slots(const std::shared_ptr<const Command>& cmd) {
       (!c_rcpts.empty() || c_txn == Txn::none)) {
     // RFC 2033 §4.3: one reply per accepted recipient (none when none was accepted).
     const auto n = static_cast<std::uint32_t>(c_rcpts.size());
-    for (std::uint32_t k = 1; k <= n; ++k) {
-      Slot s;
-      s.kind = SlotKind::bdat_last;
-      s.cmd = cmd;
-      s.k = k;
-      s.n = n;
-      s.last = k == n;
-      s.rcpt = c_rcpts[k - 1];
-      s.label = n == 1 ? fmt::format("BDAT LAST (<{}>)", s.rcpt) : fmt::format("BDAT LAST (reply {}/{}, <{}>)", k, n, s.rcpt);
-      push_slot(std::move(s));
-    }
+    Slot proto;
+    proto.kind = SlotKind::bdat_last;
+    proto.cmd = cmd;
+    push_rcpt_block(proto, "BDAT LAST");
     if (n == 0) {  // refused BDAT LAST outside a transaction: one reply (ambiguous spec)
       Slot s;
       s.cmd = cmd;
@@ -355,22 +363,13 @@ void Session::Impl::on_end_of_data() {
     f.located = true;
   }
   // RFC 2033 §4.2: after the final ".", one reply per accepted RCPT, in RCPT order.
-  const auto n = static_cast<std::uint32_t>(c_rcpts.size());
-  for (std::uint32_t k = 1; k <= n; ++k) {
-    Slot s;
-    s.kind = SlotKind::end_of_data;
-    s.k = k;
-    s.n = n;
-    s.last = k == n;
-    s.rcpt = c_rcpts[k - 1];
-    s.eod_offset = rep.start + rep.wire_octets - 3;
-    s.content_size = rep.size;
-    s.time = now;
-    s.content_bare = rep.bare_lf.count + rep.bare_cr.count > 0;
-    s.label = n == 1 ? fmt::format("end of data (<{}>)", s.rcpt)
-                     : fmt::format("end of data (reply {}/{}, <{}>)", k, n, s.rcpt);
-    push_slot(std::move(s));
-  }
+  Slot proto;
+  proto.kind = SlotKind::end_of_data;
+  proto.eod_offset = rep.start + rep.wire_octets - 3;
+  proto.content_size = rep.size;
+  proto.time = now;
+  proto.content_bare = rep.bare_lf.count + rep.bare_cr.count > 0;
+  push_rcpt_block(proto, "end of data");
   c_rcpts.clear();
   c_txn = Txn::none;
   cmode = CMode::command;

@@ -118,6 +118,7 @@ struct Session::Impl {
   void on_end_of_data();
   void make_slots(const std::shared_ptr<const Command>& cmd);
   void materialize();
+  void push_rcpt_block(const Slot& proto, std::string_view what);
   void decide_data(bool accepted);
   void on_server_bytes(std::string_view b);
   void on_reply(Reply r);

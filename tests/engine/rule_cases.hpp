@@ -27,4 +27,15 @@ std::vector<RuleCase> desync_cases();     // DESYNC, SMUG
 
 std::vector<RuleCase> all_rule_cases();
 
+// Session builders shared by the case files (each adds `hello`'s greeting and LHLO).
+inline constexpr const char* kDefaultCaps = "PIPELINING,ENHANCEDSTATUSCODES,8BITMIME,CHUNKING,SIZE 100000";
+// `rest` after MAIL and one accepted RCPT.
+std::vector<std::string> txn(std::vector<std::string> rest, const std::string& caps = kDefaultCaps);
+// `rest` after MAIL and two accepted RCPTs.
+std::vector<std::string> txn2(std::vector<std::string> rest);
+// `rest` after MAIL, one accepted RCPT, DATA and its 354.
+std::vector<std::string> data(std::vector<std::string> rest);
+// Options for a source without the order of the two streams.
+SessionOptions unordered();
+
 }  // namespace lockstep::test

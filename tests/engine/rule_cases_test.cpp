@@ -8,6 +8,31 @@ using namespace lockstep;
 using namespace lockstep::test;
 
 namespace lockstep::test {
+std::vector<std::string> txn(std::vector<std::string> rest, const std::string& caps) {
+  std::vector<std::string> v{"C: MAIL FROM:<a@example.org>", "S: 250 2.1.0 sender ok", "C: RCPT TO:<b@example.test>",
+                             "S: 250 2.1.5 recipient ok"};
+  v.insert(v.end(), rest.begin(), rest.end());
+  return hello(v, caps);
+}
+
+std::vector<std::string> txn2(std::vector<std::string> rest) {
+  std::vector<std::string> v{"C: RCPT TO:<c@example.test>", "S: 250 2.1.5 recipient ok"};
+  v.insert(v.end(), rest.begin(), rest.end());
+  return txn(v);
+}
+
+std::vector<std::string> data(std::vector<std::string> rest) {
+  std::vector<std::string> v{"C: DATA", "S: 354 go ahead"};
+  v.insert(v.end(), rest.begin(), rest.end());
+  return txn(v);
+}
+
+SessionOptions unordered() {
+  SessionOptions o;
+  o.ordered = false;
+  return o;
+}
+
 std::vector<RuleCase> all_rule_cases() {
   std::vector<RuleCase> all;
   for (auto part : {lmtp_cases(), smtp_cases(), extension_cases(), desync_cases()})

@@ -3,28 +3,6 @@
 
 namespace lockstep::test {
 
-namespace {
-// `rest` after MAIL, one accepted RCPT, DATA and 354.
-std::vector<std::string> data(std::vector<std::string> rest) {
-  std::vector<std::string> v{"C: MAIL FROM:<a@example.org>", "S: 250 2.1.0 sender ok", "C: RCPT TO:<b@example.test>",
-                             "S: 250 2.1.5 recipient ok", "C: DATA", "S: 354 go ahead"};
-  v.insert(v.end(), rest.begin(), rest.end());
-  return hello(v);
-}
-// `rest` after MAIL and two accepted RCPTs.
-std::vector<std::string> txn2(std::vector<std::string> rest) {
-  std::vector<std::string> v{"C: MAIL FROM:<a@example.org>", "S: 250 2.1.0 sender ok", "C: RCPT TO:<b@example.test>",
-                             "S: 250 2.1.5 recipient ok", "C: RCPT TO:<c@example.test>", "S: 250 2.1.5 recipient ok"};
-  v.insert(v.end(), rest.begin(), rest.end());
-  return hello(v);
-}
-SessionOptions unordered() {
-  SessionOptions o;
-  o.ordered = false;
-  return o;
-}
-}  // namespace
-
 std::vector<RuleCase> desync_cases() {
   return {
       // A second reply to NOOP arrives while the client has nothing outstanding.

@@ -6,24 +6,13 @@
 namespace lockstep::test {
 
 namespace {
-const std::string kCaps = "PIPELINING,ENHANCEDSTATUSCODES,8BITMIME,CHUNKING,SIZE 100000";
+const std::string kCaps = kDefaultCaps;
 const std::string kUtf8Caps = "PIPELINING,ENHANCEDSTATUSCODES,8BITMIME,SMTPUTF8";
 const std::string kDsnCaps = "PIPELINING,ENHANCEDSTATUSCODES,8BITMIME,DSN";
 const std::string kBinaryCaps = "PIPELINING,ENHANCEDSTATUSCODES,8BITMIME,CHUNKING,BINARYMIME";
 const std::string kTlsCaps = "PIPELINING,ENHANCEDSTATUSCODES,8BITMIME,STARTTLS";
 const std::string kAuthCaps = "PIPELINING,ENHANCEDSTATUSCODES,8BITMIME,AUTH PLAIN LOGIN";
 
-std::vector<std::string> cat(std::vector<std::string> a, const std::vector<std::string>& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
-// `rest` after MAIL and one accepted RCPT, with the given capabilities.
-std::vector<std::string> txn(std::vector<std::string> rest, const std::string& caps = kCaps) {
-  return hello(cat({"C: MAIL FROM:<a@example.org>", "S: 250 2.1.0 sender ok", "C: RCPT TO:<b@example.test>",
-                    "S: 250 2.1.5 recipient ok"},
-                   rest),
-               caps);
-}
 const std::vector<std::string> kQuit{"C: QUIT", "S: 221 2.0.0 bye"};
 // A session that only says LHLO (with `caps`) and QUIT.
 std::vector<std::string> caps_only(const std::string& caps) { return hello(kQuit, caps); }

@@ -7,23 +7,6 @@
 
 namespace lockstep::test {
 
-namespace {
-// MAIL and one accepted RCPT, ready for DATA or BDAT.
-std::vector<std::string> txn(std::vector<std::string> rest) {
-  std::vector<std::string> v{"C: MAIL FROM:<a@example.org>", "S: 250 2.1.0 sender ok", "C: RCPT TO:<b@example.test>",
-                             "S: 250 2.1.5 recipient ok"};
-  v.insert(v.end(), rest.begin(), rest.end());
-  return hello(v);
-}
-// MAIL and two accepted RCPTs.
-std::vector<std::string> txn2(std::vector<std::string> rest) {
-  std::vector<std::string> v{"C: MAIL FROM:<a@example.org>", "S: 250 2.1.0 sender ok", "C: RCPT TO:<b@example.test>",
-                             "S: 250 2.1.5 recipient ok", "C: RCPT TO:<c@example.test>", "S: 250 2.1.5 recipient ok"};
-  v.insert(v.end(), rest.begin(), rest.end());
-  return hello(v);
-}
-}  // namespace
-
 std::vector<RuleCase> lmtp_cases() {
   return {
       {"LMTP-4.2-DATA-NO-RCPT-503",

@@ -6,19 +6,6 @@ namespace lockstep::test {
 namespace {
 const std::string kGreeting = "S: 220 lmtp.example.test LMTP ready";
 
-// `rest` after MAIL and one accepted RCPT.
-std::vector<std::string> txn(std::vector<std::string> rest) {
-  std::vector<std::string> v{"C: MAIL FROM:<a@example.org>", "S: 250 2.1.0 sender ok", "C: RCPT TO:<b@example.test>",
-                             "S: 250 2.1.5 recipient ok"};
-  v.insert(v.end(), rest.begin(), rest.end());
-  return hello(v);
-}
-// `rest` after MAIL, one accepted RCPT, DATA and 354.
-std::vector<std::string> data(std::vector<std::string> rest) {
-  std::vector<std::string> v{"C: DATA", "S: 354 go ahead"};
-  v.insert(v.end(), rest.begin(), rest.end());
-  return txn(v);
-}
 // A transaction with `n` accepted recipients, then `rest`.
 std::vector<std::string> with_rcpts(int n, std::vector<std::string> rest) {
   std::vector<std::string> v{"C: MAIL FROM:<a@example.org>", "S: 250 2.1.0 sender ok"};
