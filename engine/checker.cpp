@@ -167,16 +167,4 @@ void Checker::finish() {
   while (!runs_.empty()) done(runs_.begin()->first, runs_.begin()->second->result.start, true);
 }
 
-SessionResult check_session(const std::vector<SourceEvent>& events, SourceInfo info) {
-  SessionResult out;
-  bool got = false;
-  Checker c(std::move(info), "memory", [&](SessionResult&& r) {
-    if (!got) out = std::move(r);
-    got = true;
-  });
-  for (const auto& e : events) c.on(e);
-  c.finish();
-  return out;
-}
-
 }  // namespace lockstep

@@ -75,7 +75,4 @@ class Checker {
   std::map<std::string, std::unique_ptr<Run>> runs_;
 };
 
-// Checks one in-memory exchange (used by tests, fuzz targets and scenarios).
-SessionResult check_session(const std::vector<SourceEvent>& events, SourceInfo info);
-
 }  // namespace lockstep

@@ -30,6 +30,10 @@ if python3 -c "import xml.dom.minidom as m; d=m.parse('/tmp/lockstep-cli-junit.$
 if grep -q $'\x1b\[' /tmp/lockstep-cli-text.$$; then echo "FAIL colour on a pipe"; fail=$((fail + 1)); else pass=$((pass + 1)); fi
 if grep -q "DATA will receive '250 2.1.5 ok', meant for RCPT" /tmp/lockstep-cli-text.$$; then pass=$((pass + 1)); else
   echo "FAIL narrative missing"; fail=$((fail + 1)); fi
+# The README's table of rules not checked is the one the binary prints.
+"$bin" rules --unchecked --markdown > /tmp/lockstep-cli-rules.$$
+if python3 -c "import sys; t=open('/tmp/lockstep-cli-rules.$$').read().splitlines(); r=open('$src/README.md').read(); sys.exit(0 if t and all(l in r for l in t) else 1)"; then
+  pass=$((pass + 1)); else echo "FAIL README rule table differs from 'lockstep rules --unchecked --markdown'"; fail=$((fail + 1)); fi
 expect "stdin works" 0 sh -c "'$bin' check - < '$fx/transcripts/dovecot.txt'"
 rm -f /tmp/lockstep-cli-*.$$
 echo "$pass passed, $fail failed"
