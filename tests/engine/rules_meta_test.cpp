@@ -2,7 +2,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <set>
 #include <sstream>
 
@@ -14,16 +13,27 @@ using namespace lockstep;
 namespace {
 // Every rule ID written as a string literal in the engine's sources.
 std::set<std::string> rules_in_engine() {
+  static const std::vector<std::string> families{"LMTP-", "SMTP-", "PIPE-", "CHUNK-", "ESC-", "ESCODE-", "SIZE-",
+                                                  "8BITMIME-", "SMTPUTF8-", "DSN-", "STARTTLS-", "AUTH-", "NULLMX-",
+                                                  "SMUG-", "DESYNC-"};
+  auto id_char = [](char c) { return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-'; };
   std::set<std::string> ids;
-  const std::regex lit("\"((LMTP|SMTP|PIPE|CHUNK|ESC|ESCODE|SIZE|8BITMIME|SMTPUTF8|DSN|STARTTLS|AUTH|NULLMX|SMUG|DESYNC)-[A-Z0-9.\\-]+)\"");
   for (const auto& e : std::filesystem::directory_iterator(std::string(LOCKSTEP_SOURCE_DIR) + "/engine")) {
-    if (e.path().extension() != ".cpp") continue;
-    if (e.path().filename() == "rules.cpp") continue;
+    if (e.path().extension() != ".cpp" || e.path().filename() == "rules.cpp") continue;
     std::ifstream in(e.path());
     std::stringstream ss;
     ss << in.rdbuf();
     const std::string text = ss.str();
-    for (std::sregex_iterator it(text.begin(), text.end(), lit), end; it != end; ++it) ids.insert((*it)[1]);
+    // Every string literal that is a whole rule ID.
+    for (std::size_t q = text.find('"'); q != std::string::npos; q = text.find('"', q + 1)) {
+      std::size_t end = q + 1;
+      while (end < text.size() && id_char(text[end])) ++end;
+      if (end >= text.size() || text[end] != '"' || end == q + 1) continue;
+      const std::string lit = text.substr(q + 1, end - q - 1);
+      for (const auto& f : families)
+        if (lit.rfind(f, 0) == 0 && lit.size() > f.size()) ids.insert(lit);
+      q = end;
+    }
   }
   return ids;
 }
