@@ -18,6 +18,7 @@ Checker::Checker(SourceInfo info, std::string name, Sink sink, CheckerLimits lim
 Checker::~Checker() = default;
 
 Checker::Run& Checker::run(const std::string& conn, Time t, bool mid_session) {
+  if (last_run_ && last_conn_ == conn) return *last_run_;  // consecutive events of one connection
   auto& slot = runs_[conn];
   if (!slot) {
     slot = std::make_unique<Run>(info_, mid_session, limits_.ladder > 0);
@@ -26,6 +27,8 @@ Checker::Run& Checker::run(const std::string& conn, Time t, bool mid_session) {
     slot->result.info = info_;
     slot->result.start = t;
   }
+  last_conn_ = conn;
+  last_run_ = slot.get();
   return *slot;
 }
 
@@ -159,6 +162,7 @@ void Checker::done(const std::string& conn, Time t, bool capture_ended) {
   r.result.desynced = r.session.desynced();
   r.result.end = t;
   SessionResult out = std::move(r.result);
+  if (last_run_ == &r) last_run_ = nullptr;
   runs_.erase(it);
   sink_(std::move(out));
 }

@@ -73,6 +73,8 @@ class Checker {
   Sink sink_;
   CheckerLimits limits_;
   std::map<std::string, std::unique_ptr<Run>> runs_;
+  std::string last_conn_;  // the connection of the last event, and its run
+  Run* last_run_ = nullptr;
 };
 
 }  // namespace lockstep

@@ -68,28 +68,43 @@ class JsonlSource final : public Source {
       JsonField& f = fields_[fi];
       const std::string& k = f.key;
       JsonValue& v = f.value;
-      if (k == "t") {
-        if (v.kind == JsonValue::number) ev.time = v.has_frac ? v.num * 1000000 + v.frac_us : v.num;
-      } else if (k == "conn") {
-        if (v.kind == JsonValue::number) ev.conn = std::to_string(v.num);
-        else ev.conn.swap(v.str);
-      } else if (k == "ev") {
-        kind_buf_.swap(v.str);
-        kind = kind_buf_;
-      } else if (k == "dir") {
-        has_dir = true;
-        ev.dir = (v.str == "s" || v.str == "server") ? Dir::server : Dir::client;
-      } else if (k == "data") {
-        has_data = true;
-        ev.bytes.swap(v.str);
-      } else if (k == "text") {
-        ev.bytes = std::move(v.str);
-      } else if (k == "client") {
-        ev.a = std::move(v.str);
-      } else if (k == "server") {
-        ev.b = std::move(v.str);
-      } else if (k == "ordered" && v.kind == JsonValue::boolean) {
-        ordered_ = v.num != 0;
+      // Keys by length and first letter: this runs once per field of every event.
+      switch (k.size()) {
+        case 1:
+          if (k[0] == 't' && v.kind == JsonValue::number) ev.time = v.has_frac ? v.num * 1000000 + v.frac_us : v.num;
+          break;
+        case 2:
+          if (k == "ev") {
+            kind_buf_.swap(v.str);
+            kind = kind_buf_;
+          }
+          break;
+        case 3:
+          if (k == "dir") {
+            has_dir = true;
+            ev.dir = (v.str == "s" || v.str == "server") ? Dir::server : Dir::client;
+          }
+          break;
+        case 4:
+          if (k == "conn") {
+            if (v.kind == JsonValue::number) ev.conn = std::to_string(v.num);
+            else ev.conn.swap(v.str);
+          } else if (k == "data") {
+            has_data = true;
+            ev.bytes.swap(v.str);
+          } else if (k == "text") {
+            ev.bytes.swap(v.str);
+          }
+          break;
+        case 6:
+          if (k == "client") ev.a.swap(v.str);
+          else if (k == "server") ev.b.swap(v.str);
+          break;
+        case 7:
+          if (k == "ordered" && v.kind == JsonValue::boolean) ordered_ = v.num != 0;
+          break;
+        default:
+          break;
       }
     }
     if (kind == "meta") return false;

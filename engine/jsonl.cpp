@@ -266,6 +266,14 @@ struct Parser {
     const char c = s[i];
     if (c == '"') {
       v.kind = JsonValue::string;
+      // Without escapes the value is copied as is; otherwise it is decoded in place.
+      const char* p = s.data() + i + 1;
+      const char* q = simd::find_quote_or_backslash(p, s.data() + s.size());
+      if (q < s.data() + s.size() && *q == '"') {
+        v.str.assign(p, static_cast<std::size_t>(q - p));
+        i = static_cast<std::size_t>(q - s.data()) + 1;
+        return true;
+      }
       return string(v.str, &v.wide);
     }
     if (c == '-' || (c >= '0' && c <= '9')) return number(v);
