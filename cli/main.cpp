@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "cli/check.hpp"
+#include "cli/proxy.hpp"
 #include "engine/rules.hpp"
 
 namespace {
@@ -38,6 +39,19 @@ int main(int argc, char** argv) {
   check->add_option("--min-severity", co.min_severity, "list findings from this severity up")
       ->check(CLI::IsMember({"note", "warning", "error"}));
 
+  lockstep::cli::ProxyCliOptions po;
+  auto* proxy = app.add_subcommand("proxy", "relay an LMTP client and server, checking and recording live");
+  proxy->add_option("--listen", po.listen, "where clients connect: host:port, [v6]:port or unix:/path")->required();
+  proxy->add_option("--upstream", po.upstream, "the LMTP server: host:port, [v6]:port or unix:/path")->required();
+  proxy->add_option("--record", po.record, "write a recording: a file, or a directory for one file per connection");
+  proxy->add_option("--format", po.format, "output format")->check(CLI::IsMember({"text", "json"}));
+  proxy->add_option("--color", po.color, "colour in the text output")->check(CLI::IsMember({"auto", "always", "never"}));
+  proxy->add_flag("--quiet", po.quiet, "print only errors and the sessions that have them");
+  proxy->add_option("--threads", po.threads, "threads running connections")->check(CLI::Range(1u, 256u));
+  proxy->add_option("--idle-timeout", po.idle_timeout, "seconds without a byte either way before both sides are closed")
+      ->check(CLI::PositiveNumber);
+  proxy->add_option("--connect-timeout", po.connect_timeout, "seconds to connect upstream")->check(CLI::PositiveNumber);
+
   bool markdown = false, unchecked = false;
   auto* rules = app.add_subcommand("rules", "list the rule catalogue and what lockstep checks");
   rules->add_flag("--markdown", markdown, "as a Markdown table");
@@ -52,6 +66,7 @@ int main(int argc, char** argv) {
   try {
     if (*check) return lockstep::cli::run_check(co);
     if (*rules) return run_rules(markdown, unchecked);
+    if (*proxy) return lockstep::cli::run_proxy(po);
   } catch (const std::exception& e) {
     fmt::print(stderr, "lockstep: {}\n", e.what());
     return 2;

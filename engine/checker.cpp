@@ -140,6 +140,7 @@ void Checker::drain(Run& run) {
                 break;
               }
             }
+            if (on_finding_) on_finding_(res.conn, e);
             if (res.findings.size() < limits_.findings) res.findings.push_back(e);
             else ++res.findings_dropped;
           }

@@ -59,6 +59,8 @@ class Checker {
   ~Checker();
 
   void on(const SourceEvent& ev);
+  // Called for every finding as soon as the engine reports it (live output).
+  void on_finding(std::function<void(const std::string& conn, const Finding&)> f) { on_finding_ = std::move(f); }
   // Ends every session still open (the source ended).
   void finish();
 
@@ -71,6 +73,7 @@ class Checker {
   SourceInfo info_;
   std::string name_;
   Sink sink_;
+  std::function<void(const std::string& conn, const Finding&)> on_finding_;
   CheckerLimits limits_;
   std::map<std::string, std::unique_ptr<Run>> runs_;
   std::string last_conn_;  // the connection of the last event, and its run

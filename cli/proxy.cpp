@@ -1,0 +1,132 @@
+#include "cli/proxy.hpp"
+
+#include <unistd.h>
+
+#include <boost/asio/signal_set.hpp>
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include <mutex>
+
+#include "proxy/relay.hpp"
+
+namespace lockstep::cli {
+
+namespace {
+std::string_view mark(Severity s) {
+  switch (s) {
+    case Severity::error: return "✗";
+    case Severity::warning: return "!";
+    case Severity::note: return "·";
+  }
+  return " ";
+}
+}  // namespace
+
+int run_proxy(const ProxyCliOptions& o) {
+  std::string err;
+  auto listen = proxy::parse_address(o.listen, err);
+  if (!listen) {
+    fmt::print(stderr, "lockstep proxy: --listen {}\n", err);
+    return 2;
+  }
+  auto upstream = proxy::parse_address(o.upstream, err);
+  if (!upstream) {
+    fmt::print(stderr, "lockstep proxy: --upstream {}\n", err);
+    return 2;
+  }
+  proxy::ProxyOptions po;
+  po.listen = *listen;
+  po.upstream = *upstream;
+  po.record = o.record;
+  po.threads = o.threads;
+  po.idle_timeout = std::chrono::milliseconds(static_cast<long long>(o.idle_timeout * 1000));
+  po.connect_timeout = std::chrono::milliseconds(static_cast<long long>(o.connect_timeout * 1000));
+
+  const bool json = o.format == "json";
+  const bool color = !json && (o.color == "always" || (o.color == "auto" && isatty(STDOUT_FILENO) != 0));
+  auto paint = [color](std::string_view code, const std::string& s) {
+    return color ? fmt::format("\x1b[{}m{}\x1b[0m", code, s) : s;
+  };
+  std::mutex out_mu;  // hooks run on several threads with --threads
+  proxy::ProxyHooks hooks;
+  hooks.finding = [&](const std::string& conn, const Finding& f) {
+    if (o.quiet && f.severity != Severity::error) return;
+    std::lock_guard lock(out_mu);
+    if (json) {
+      boost::json::object j{{"event", "finding"}, {"conn", conn}, {"rule", f.rule->id},
+                            {"severity", to_string(f.severity)}, {"side", to_string(f.side)},
+                            {"explanation", f.explanation}, {"bytes", f.bytes}, {"stream", to_string(f.stream)},
+                            {"offset", f.offset}, {"command", f.command}, {"time_us", f.time},
+                            {"proof", to_string(f.proof)}};
+      fmt::print("{}\n", boost::json::serialize(j));
+    } else {
+      const std::string_view c = f.severity == Severity::error ? "1;31" : (f.severity == Severity::warning ? "33" : "36");
+      fmt::print("[conn {}] {} {}: {}\n", conn, paint(c, fmt::format("{} {}", mark(f.severity), f.rule->id)),
+                 to_string(f.severity), f.explanation);
+    }
+    std::fflush(stdout);
+  };
+  hooks.session = [&](SessionResult&& r) {
+    std::lock_guard lock(out_mu);
+    if (json) {
+      boost::json::array nar;
+      for (const auto& n : r.narrative) nar.push_back(boost::json::string(n));
+      boost::json::object j{{"event", "session"}, {"conn", r.conn}, {"client", r.client}, {"server", r.server},
+                            {"commands", r.commands}, {"replies", r.replies}, {"errors", r.errors},
+                            {"warnings", r.warnings}, {"notes", r.notes}, {"desynced", r.desynced},
+                            {"narrative", std::move(nar)}};
+      fmt::print("{}\n", boost::json::serialize(j));
+    } else if (!o.quiet || r.errors > 0) {
+      fmt::print("[conn {}] closed: {} commands, {} replies, {} error(s), {} warning(s), {} note(s){}\n", r.conn,
+                 r.commands, r.replies, r.errors, r.warnings, r.notes, r.desynced ? paint("1;31", "; lockstep broken") : "");
+      for (const auto& n : r.narrative) fmt::print("[conn {}]   {}\n", r.conn, n);
+    }
+    std::fflush(stdout);
+  };
+  hooks.event = [&](const std::string& conn, const std::string& text) {
+    if (o.quiet && text.rfind("open ", 0) == 0) return;
+    std::lock_guard lock(out_mu);
+    if (json) {
+      boost::json::object j{{"event", "log"}, {"conn", conn}, {"text", text}};
+      fmt::print("{}\n", boost::json::serialize(j));
+    } else {
+      fmt::print("[conn {}] {}\n", conn, text);
+    }
+    std::fflush(stdout);
+  };
+
+  proxy::Proxy p(po, hooks);
+  try {
+    p.start();
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "lockstep proxy: {}\n", e.what());
+    return 2;
+  }
+  if (!json)
+    fmt::print(stderr, "lockstep proxy: listening on {}, relaying to {}{}\n", p.local_address(), o.upstream,
+               o.record.empty() ? "" : fmt::format(", recording to {}", o.record));
+  else
+    fmt::print("{}\n", boost::json::serialize(boost::json::object{{"event", "listening"}, {"listen", p.local_address()},
+                                                                  {"upstream", o.upstream}}));
+  std::fflush(stdout);
+  // SIGINT/SIGTERM: stop accepting, close the connections, complete the recordings.
+  // SIGHUP: reopen the recording files (log rotation).
+  boost::asio::signal_set stop_signals(p.io(), SIGINT, SIGTERM);
+  boost::asio::signal_set hup(p.io(), SIGHUP);
+  stop_signals.async_wait([&](const boost::system::error_code& ec, int) {
+    if (ec) return;
+    hup.cancel();
+    p.stop();
+  });
+  std::function<void(const boost::system::error_code&, int)> on_hup = [&](const boost::system::error_code& ec, int) {
+    if (ec) return;
+    p.reopen();
+    hup.async_wait(on_hup);
+  };
+  hup.async_wait(on_hup);
+  p.run();
+  return 0;
+}
+
+}  // namespace lockstep::cli

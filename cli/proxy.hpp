@@ -1,0 +1,18 @@
+#pragma once
+#include <string>
+
+namespace lockstep::cli {
+
+struct ProxyCliOptions {
+  std::string listen, upstream, record, format = "text", color = "auto";
+  bool quiet = false;
+  unsigned threads = 1;
+  double idle_timeout = 600;
+  double connect_timeout = 30;
+};
+
+// Runs `lockstep proxy` until SIGINT/SIGTERM; returns the exit code (2 on bad flags or
+// when it cannot listen).
+int run_proxy(const ProxyCliOptions& o);
+
+}  // namespace lockstep::cli

@@ -1,0 +1,313 @@
+#include "proxy/relay.hpp"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <fmt/format.h>
+
+#include <cstring>
+
+#include "engine/jsonl.hpp"
+
+namespace lockstep::proxy {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+using asio::use_awaitable;
+using Socket = asio::generic::stream_protocol::socket;
+using namespace asio::experimental::awaitable_operators;
+constexpr auto tuple_awaitable = asio::as_tuple(use_awaitable);
+
+namespace {
+Time now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string endpoint_text(const asio::generic::stream_protocol::endpoint& ep, bool unix_socket, const std::string& fallback) {
+  if (unix_socket) return fallback;
+  const auto* sa = reinterpret_cast<const sockaddr*>(ep.data());
+  if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6) {
+    asio::ip::tcp::endpoint t;
+    std::memcpy(t.data(), ep.data(), ep.size());
+    return t.address().is_v6() ? fmt::format("[{}]:{}", t.address().to_string(), t.port())
+                               : fmt::format("{}:{}", t.address().to_string(), t.port());
+  }
+  return fallback;
+}
+
+void set_nodelay(Socket& s) {
+  // Replies and commands are small and latency-bound: do not wait to coalesce them.
+  const int one = 1;
+  ::setsockopt(s.native_handle(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+}  // namespace
+
+// One client connection and its upstream, with the engine observing both directions.
+struct Proxy::Conn {
+  Conn(asio::any_io_executor ex, std::string conn_id, Socket client_sock, const ProxyOptions& o, Recorder* rec,
+       const ProxyHooks& hooks)
+      : strand(ex),
+        id(std::move(conn_id)),
+        client(std::move(client_sock)),
+        upstream(ex),
+        opts(o),
+        recorder(rec),
+        checker(
+            SourceInfo{"proxy", true, true, false, "live: both streams in the order the proxy read them"}, "proxy",
+            [&hooks](SessionResult&& r) {
+              if (hooks.session) hooks.session(std::move(r));
+            },
+            CheckerLimits{}) {
+    if (hooks.finding) checker.on_finding(hooks.finding);
+  }
+
+  // Records an event and hands the same event to the engine: the recording gives the
+  // same findings offline as the live run.
+  void emit(const SourceEvent& ev, const std::string& line) {
+    if (recorder) recorder->write(id, line);
+    checker.on(ev);
+  }
+  void observe(Dir d, std::string_view bytes) {
+    SourceEvent ev;
+    ev.kind = SourceEvent::Kind::data;
+    ev.conn = id;
+    ev.dir = d;
+    ev.time = now_us();
+    ev.bytes.assign(bytes);
+    emit(ev, jsonl_data(ev.time, id, d, bytes));
+  }
+  void closed(Dir d) {
+    if (closed_dir[d == Dir::client ? 0 : 1]) return;
+    closed_dir[d == Dir::client ? 0 : 1] = true;
+    SourceEvent ev;
+    ev.kind = SourceEvent::Kind::close;
+    ev.conn = id;
+    ev.dir = d;
+    ev.time = now_us();
+    emit(ev, jsonl_close(ev.time, id, d));
+  }
+  void end() {
+    SourceEvent ev;
+    ev.kind = SourceEvent::Kind::end;
+    ev.conn = id;
+    ev.time = now_us();
+    emit(ev, jsonl_end(ev.time, id));
+    if (recorder) recorder->end(id);
+  }
+  void close_sockets() {
+    boost::system::error_code ig;
+    client.close(ig);
+    upstream.close(ig);
+  }
+
+  asio::strand<asio::any_io_executor> strand;
+  std::string id;
+  Socket client, upstream;
+  const ProxyOptions& opts;
+  Recorder* recorder;
+  Checker checker;
+  bool closed_dir[2] = {false, false};
+  std::chrono::steady_clock::time_point activity = std::chrono::steady_clock::now();
+};
+
+Proxy::Proxy(ProxyOptions opts, ProxyHooks hooks) : opts_(std::move(opts)), hooks_(std::move(hooks)) {}
+Proxy::~Proxy() = default;
+
+void Proxy::start() {
+  std::string err;
+  auto up = resolve(io_, opts_.upstream, err);
+  if (!up) throw std::runtime_error(err);
+  upstream_ = *up;
+  auto ep = resolve(io_, opts_.listen, err);
+  if (!ep) throw std::runtime_error(err);
+  if (opts_.listen.unix_socket) {
+    // A socket file left by an earlier run would make bind fail; anything else is kept.
+    struct stat st {};
+    if (::lstat(opts_.listen.host.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(opts_.listen.host.c_str());
+  }
+  acceptor_ = std::make_unique<asio::basic_socket_acceptor<asio::generic::stream_protocol>>(io_);
+  boost::system::error_code ec;
+  acceptor_->open(ep->protocol(), ec);
+  if (!ec && !opts_.listen.unix_socket) acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_->bind(*ep, ec);
+  if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) throw std::runtime_error(fmt::format("cannot listen on {}: {}", opts_.listen.text, ec.message()));
+  if (!opts_.record.empty()) {
+    recorder_ = Recorder::open(opts_.record, err);
+    if (!recorder_) throw std::runtime_error(err);
+  }
+  accept_loop();
+}
+
+std::string Proxy::local_address() const {
+  if (opts_.listen.unix_socket) return opts_.listen.text;
+  return endpoint_text(acceptor_->local_endpoint(), false, opts_.listen.text);
+}
+
+void Proxy::accept_loop() {
+  acceptor_->async_accept(asio::make_strand(io_), [this](boost::system::error_code ec, Socket s) {
+    if (stopping_) return;
+    if (!ec) {
+      const std::string id = std::to_string(++next_id_);
+      auto c = std::make_shared<Conn>(s.get_executor(), id, std::move(s), opts_, recorder_.get(), hooks_);
+      {
+        std::lock_guard lock(mu_);
+        live_.insert(c);
+      }
+      serve(c);
+    } else if (ec != asio::error::operation_aborted && hooks_.event) {
+      hooks_.event("-", fmt::format("accept failed: {}", ec.message()));
+    }
+    if (!stopping_ && acceptor_->is_open()) accept_loop();
+  });
+}
+
+namespace {
+// Relays one direction until EOF or an error, feeding the engine each read first.
+awaitable<void> transfer(std::shared_ptr<Proxy::Conn> c, Socket& from, Socket& to, Dir d, std::size_t bufsize);
+}  // namespace
+
+void Proxy::serve(std::shared_ptr<Conn> c) {
+  asio::co_spawn(
+      c->strand,
+      [this, c]() -> awaitable<void> {
+        const std::string client_text =
+            opts_.listen.unix_socket ? std::string("unix") : endpoint_text(c->client.remote_endpoint(), false, "?");
+        {
+          SourceEvent ev;
+          ev.kind = SourceEvent::Kind::open;
+          ev.conn = c->id;
+          ev.time = now_us();
+          ev.a = client_text;
+          ev.b = opts_.upstream.text;
+          c->emit(ev, jsonl_open(ev.time, c->id, ev.a, ev.b));
+        }
+        if (hooks_.event) hooks_.event(c->id, fmt::format("open {} -> {}", client_text, opts_.upstream.text));
+        // Connect upstream, with a time limit.
+        asio::steady_timer timer(c->strand, opts_.connect_timeout);
+        c->upstream.open(upstream_.protocol());
+        auto result = co_await (c->upstream.async_connect(upstream_, tuple_awaitable) ||
+                                timer.async_wait(tuple_awaitable));
+        boost::system::error_code ec =
+            result.index() == 0 ? std::get<0>(std::get<0>(result)) : asio::error::timed_out;
+        if (ec) {
+          // RFC 5321 §3.8: tell the client the service is not available.
+          const std::string reply = fmt::format("421 4.4.0 lockstep: upstream {} unreachable: {}\r\n",
+                                                opts_.upstream.text, ec.message());
+          {
+            SourceEvent ev;
+            ev.kind = SourceEvent::Kind::fault;
+            ev.conn = c->id;
+            ev.dir = Dir::server;
+            ev.time = now_us();
+            ev.bytes = fmt::format("upstream unreachable ({}): lockstep answered 421 and closed", ec.message());
+            c->emit(ev, jsonl_fault(ev.time, c->id, Dir::server, ev.bytes));
+          }
+          if (hooks_.event) hooks_.event(c->id, fmt::format("upstream {} unreachable: {}; the client got 421", opts_.upstream.text, ec.message()));
+          c->observe(Dir::server, reply);
+          co_await asio::async_write(c->client, asio::buffer(reply), tuple_awaitable);
+          c->closed(Dir::server);
+          boost::system::error_code ig;
+          c->client.shutdown(asio::socket_base::shutdown_send, ig);
+        } else {
+          if (!opts_.upstream.unix_socket) set_nodelay(c->upstream);
+          if (!opts_.listen.unix_socket) set_nodelay(c->client);
+          auto idle = [c]() -> awaitable<void> {
+            asio::steady_timer t(c->strand);
+            for (;;) {
+              t.expires_at(c->activity + c->opts.idle_timeout);
+              co_await t.async_wait(use_awaitable);
+              if (std::chrono::steady_clock::now() >= c->activity + c->opts.idle_timeout) co_return;
+            }
+          };
+          co_await ((transfer(c, c->client, c->upstream, Dir::client, opts_.buffer) &&
+                     transfer(c, c->upstream, c->client, Dir::server, opts_.buffer)) ||
+                    idle());
+        }
+        c->close_sockets();
+        c->end();
+        std::lock_guard lock(mu_);
+        live_.erase(c);
+      },
+      [this, c](std::exception_ptr e) {
+        if (!e) return;
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          if (hooks_.event) hooks_.event(c->id, fmt::format("connection failed: {}", ex.what()));
+        }
+        c->close_sockets();
+        std::lock_guard lock(mu_);
+        live_.erase(c);
+      });
+}
+
+namespace {
+awaitable<void> transfer(std::shared_ptr<Proxy::Conn> c, Socket& from, Socket& to, Dir d, std::size_t bufsize) {
+  std::vector<char> buf(bufsize);
+  for (;;) {
+    auto [ec, n] = co_await from.async_read_some(asio::buffer(buf), tuple_awaitable);
+    if (ec) {
+      c->closed(d);
+      boost::system::error_code ig;
+      if (ec == asio::error::eof) {
+        to.shutdown(asio::socket_base::shutdown_send, ig);  // pass the half-close on
+      } else {
+        // A reset or a local error: close both sides, as the peer did.
+        from.close(ig);
+        to.close(ig);
+      }
+      co_return;
+    }
+    c->activity = std::chrono::steady_clock::now();
+    // The engine sees the bytes in the order the proxy read them, before they go on.
+    c->observe(d, std::string_view(buf.data(), n));
+    auto [wec, wn] = co_await asio::async_write(to, asio::buffer(buf.data(), n), tuple_awaitable);
+    if (wec) {
+      c->closed(d == Dir::client ? Dir::server : Dir::client);
+      boost::system::error_code ig;
+      from.close(ig);
+      to.close(ig);
+      co_return;
+    }
+  }
+}
+}  // namespace
+
+void Proxy::run() {
+  const unsigned n = std::max(1u, opts_.threads);
+  std::vector<std::thread> pool;
+  for (unsigned i = 1; i < n; ++i) pool.emplace_back([this] { io_.run(); });
+  io_.run();
+  for (auto& t : pool) t.join();
+}
+
+void Proxy::stop() {
+  stopping_ = true;
+  asio::post(io_, [this] {
+    boost::system::error_code ig;
+    if (acceptor_) acceptor_->close(ig);
+    std::lock_guard lock(mu_);
+    for (const auto& c : live_) asio::post(c->strand, [c] { c->close_sockets(); });
+  });
+}
+
+void Proxy::reopen() {
+  if (recorder_) recorder_->reopen();
+}
+
+}  // namespace lockstep::proxy

@@ -1,0 +1,79 @@
+#pragma once
+// The proxy: accepts LMTP clients, connects each to the upstream server, relays bytes
+// unchanged in both directions, and lets the engine observe a copy of every read in the
+// order the proxy saw it. Asio with C++20 coroutines; one strand per connection.
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/basic_socket_acceptor.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "engine/checker.hpp"
+#include "proxy/address.hpp"
+#include "proxy/recorder.hpp"
+
+namespace lockstep::proxy {
+
+struct ProxyOptions {
+  Address listen, upstream;
+  std::string record;                       // recording path (file or directory), empty: none
+  unsigned threads = 1;
+  std::chrono::milliseconds idle_timeout{std::chrono::minutes(10)};  // no byte either way (RFC 5321 §4.5.3.2.6)
+  std::chrono::milliseconds connect_timeout{std::chrono::seconds(30)};
+  std::size_t buffer = 64 * 1024;           // bytes read at a time per direction
+};
+
+// What the proxy tells its front end; called from the connection's strand.
+struct ProxyHooks {
+  std::function<void(const std::string& conn, const Finding&)> finding;
+  std::function<void(SessionResult&&)> session;     // a connection ended
+  std::function<void(const std::string& conn, const std::string& text)> event;  // opened, upstream errors
+};
+
+class Proxy {
+ public:
+  Proxy(ProxyOptions opts, ProxyHooks hooks);
+  ~Proxy();
+
+  // Binds the listening socket; throws std::runtime_error with a clear message when it
+  // cannot (busy port, bad address, unwritable recording).
+  void start();
+  // Runs the proxy on `threads` threads until stop() and the connections have drained.
+  void run();
+  // Stops accepting and closes every connection (their recordings are completed).
+  void stop();
+  // Reopens the recording files (SIGHUP).
+  void reopen();
+  // The address actually bound (with the real port when 0 was asked).
+  std::string local_address() const;
+  boost::asio::io_context& io() { return io_; }
+  std::uint64_t connections() const { return next_id_.load(); }
+
+  struct Conn;  // one relayed connection (relay.cpp)
+
+ private:
+  void accept_loop();
+  void serve(std::shared_ptr<Conn> c);
+
+  ProxyOptions opts_;
+  ProxyHooks hooks_;
+  boost::asio::io_context io_;
+  std::unique_ptr<boost::asio::basic_socket_acceptor<boost::asio::generic::stream_protocol>> acceptor_;
+  boost::asio::generic::stream_protocol::endpoint upstream_;
+  std::unique_ptr<Recorder> recorder_;
+  std::atomic<std::uint64_t> next_id_{0};
+  std::mutex mu_;
+  std::set<std::shared_ptr<Conn>> live_;
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace lockstep::proxy
