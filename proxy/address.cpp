@@ -46,8 +46,8 @@ std::optional<Address> parse_address(const std::string& text, std::string& error
     if (c < '0' || c > '9') ok = false;
     else p = p * 10 + static_cast<unsigned long>(c - '0');
   }
-  if (!ok || p == 0 || p > 65535 || host.empty()) {
-    error = fmt::format("'{}': the port must be a number from 1 to 65535 and the host not empty", text);
+  if (!ok || p > 65535 || host.empty()) {
+    error = fmt::format("'{}': the port must be a number from 0 to 65535 and the host not empty", text);
     return std::nullopt;
   }
   a.host = host;

@@ -15,7 +15,8 @@ struct Address {
   unsigned short port = 0;
 };
 
-// Parses an address; nullopt with `error` set when it is malformed.
+// Parses an address; nullopt with `error` set when it is malformed. Port 0 is accepted
+// (listen on any free port); the proxy refuses it for the upstream.
 std::optional<Address> parse_address(const std::string& text, std::string& error);
 
 // Resolves a TCP address (blocking) or builds a unix endpoint.

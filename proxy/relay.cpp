@@ -42,7 +42,10 @@ std::string endpoint_text(const asio::generic::stream_protocol::endpoint& ep, bo
   const auto* sa = reinterpret_cast<const sockaddr*>(ep.data());
   if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6) {
     asio::ip::tcp::endpoint t;
-    std::memcpy(t.data(), ep.data(), ep.size());
+    // Copy only the address the family defines: the generic endpoint may report the size
+    // of its whole storage.
+    const std::size_t n = sa->sa_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+    std::memcpy(t.data(), ep.data(), std::min<std::size_t>(n, ep.size()));
     return t.address().is_v6() ? fmt::format("[{}]:{}", t.address().to_string(), t.port())
                                : fmt::format("{}:{}", t.address().to_string(), t.port());
   }
@@ -129,6 +132,8 @@ Proxy::~Proxy() = default;
 
 void Proxy::start() {
   std::string err;
+  if (!opts_.upstream.unix_socket && opts_.upstream.port == 0)
+    throw std::runtime_error(fmt::format("upstream {}: port 0 cannot be connected to", opts_.upstream.text));
   auto up = resolve(io_, opts_.upstream, err);
   if (!up) throw std::runtime_error(err);
   upstream_ = *up;

@@ -1,0 +1,312 @@
+// The proxy against an in-process LMTP server: byte-exact relay, the same findings live
+// and offline, an unreachable upstream, unix sockets, and 1,000 concurrent sessions.
+#include <catch2/catch.hpp>
+
+#include <sys/resource.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include "engine/checker.hpp"
+#include "proxy/relay.hpp"
+#include "tests/support/fake_lmtp.hpp"
+
+using namespace lockstep;
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+namespace {
+// A proxy on its own thread, with everything it reports collected.
+struct RunningProxy {
+  explicit RunningProxy(const std::string& upstream, const std::string& record = {},
+                        const std::string& listen = "127.0.0.1:0", unsigned threads = 1) {
+    std::string err;
+    proxy::ProxyOptions o;
+    o.listen = proxy::parse_address(listen, err).value();
+    o.upstream = proxy::parse_address(upstream, err).value();
+    o.record = record;
+    o.threads = threads;
+    o.connect_timeout = std::chrono::seconds(5);
+    proxy::ProxyHooks h;
+    h.finding = [this](const std::string& conn, const Finding& f) {
+      std::lock_guard lock(mu);
+      live.emplace_back(conn, f);
+    };
+    h.session = [this](SessionResult&& r) {
+      std::lock_guard lock(mu);
+      sessions.push_back(std::move(r));
+    };
+    p = std::make_unique<proxy::Proxy>(o, h);
+    p->start();
+    address = p->local_address();
+    thread = std::thread([this] { p->run(); });
+  }
+  ~RunningProxy() { stop(); }
+  void stop() {
+    if (!thread.joinable()) return;
+    p->stop();
+    thread.join();
+  }
+  unsigned short port() const { return static_cast<unsigned short>(std::stoi(address.substr(address.rfind(':') + 1))); }
+  std::size_t session_count() {
+    std::lock_guard lock(mu);
+    return sessions.size();
+  }
+
+  std::unique_ptr<proxy::Proxy> p;
+  std::string address;
+  std::thread thread;
+  std::mutex mu;
+  std::vector<std::pair<std::string, Finding>> live;
+  std::vector<SessionResult> sessions;
+};
+
+std::string read_until(tcp::socket& s, std::string& buf, const std::string& end) {
+  asio::read_until(s, asio::dynamic_buffer(buf), end);
+  const auto at = buf.find(end) + end.size();
+  std::string out = buf.substr(0, at);
+  buf.erase(0, at);
+  return out;
+}
+
+// Writes `data` in random pieces.
+void write_split(tcp::socket& s, const std::string& data, std::mt19937& rng) {
+  std::size_t i = 0;
+  while (i < data.size()) {
+    const std::size_t n = std::min<std::size_t>(1 + rng() % 7, data.size() - i);
+    asio::write(s, asio::buffer(data.data() + i, n));
+    i += n;
+  }
+}
+
+std::vector<std::string> offline_rules(const std::string& recording) {
+  std::string err;
+  auto src = open_source(recording, "auto", err);
+  REQUIRE(src);
+  std::vector<std::string> rules;
+  Checker c(src->info(), recording, [](SessionResult&&) {});
+  c.on_finding([&](const std::string&, const Finding& f) { rules.push_back(std::string(f.rule->id) + "@" + std::to_string(f.offset)); });
+  SourceEvent ev;
+  while (src->next(ev)) c.on(ev);
+  c.finish();
+  return rules;
+}
+
+std::string temp_path(const std::string& name) {
+  return (std::filesystem::temp_directory_path() / ("lockstep-proxy-test-" + std::to_string(::getpid()) + "-" + name)).string();
+}
+
+// One client session through the proxy; returns every byte the client received.
+std::string client_session(unsigned short port, std::mt19937& rng, std::string& sent) {
+  asio::io_context io;
+  tcp::socket s(io);
+  s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+  std::string buf, got;
+  got += read_until(s, buf, "\r\n");
+  auto say = [&](const std::string& text, const std::string& until) {
+    sent += text;
+    write_split(s, text, rng);
+    got += read_until(s, buf, until);
+  };
+  say("LHLO client.test\r\n", "250 SIZE\r\n");
+  say("MAIL FROM:<a@example.org>\r\nRCPT TO:<alice@lab.test>\r\nRCPT TO:<nobody@lab.test>\r\nRCPT TO:<bob@lab.test>\r\nDATA\r\n",
+      "354 go ahead\r\n");
+  say("Subject: test\r\n\r\n..a stuffed line\r\nhello\r\n.\r\n", "250 2.0.0 ok\r\n250 2.0.0 ok\r\n");
+  say("QUIT\r\n", "221 2.0.0 bye\r\n");
+  boost::system::error_code ec;
+  char c;
+  s.read_some(asio::buffer(&c, 1), ec);  // the server closes after 221: EOF passed on
+  CHECK(ec == asio::error::eof);
+  return got;
+}
+}  // namespace
+
+TEST_CASE("the proxy relays every byte unchanged both ways and records what the engine saw", "[proxy]") {
+  test::FakeLmtpServer server;
+  const std::string rec = temp_path("exact.jsonl");
+  std::filesystem::remove(rec);
+  std::string sent, got;
+  {
+    RunningProxy px("127.0.0.1:" + std::to_string(server.port()), rec);
+    std::mt19937 rng(7);
+    got = client_session(px.port(), rng, sent);
+    // Wait (bounded) for the proxy to see both sides close.
+    for (int i = 0; i < 200 && px.session_count() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    px.stop();
+    REQUIRE(px.sessions.size() == 1);
+    CHECK(px.sessions[0].errors == 0);
+    CHECK(px.sessions[0].commands == 7);
+    CHECK(px.live.empty());
+  }
+  const auto recv = server.received();
+  REQUIRE(recv.size() == 1);
+  CHECK(recv[0] == sent);
+  CHECK(got.find("220 fake.lab.test LMTP ready\r\n") == 0);
+  CHECK(got.find("550 5.1.1 unknown user\r\n") != std::string::npos);
+  CHECK(offline_rules(rec).empty());
+  std::filesystem::remove(rec);
+}
+
+TEST_CASE("a stray reply gives the same findings live and from the recording", "[proxy][desync]") {
+  test::FakeLmtpServer server(test::FakeLmtpServer::Options{"350 lockers"});
+  const std::string rec = temp_path("stray.jsonl");
+  std::filesystem::remove(rec);
+  std::vector<std::string> live;
+  {
+    RunningProxy px("127.0.0.1:" + std::to_string(server.port()), rec);
+    asio::io_context io;
+    tcp::socket s(io);
+    s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), px.port()));
+    std::string buf;
+    read_until(s, buf, "\r\n");
+    asio::write(s, asio::buffer(std::string("LHLO c\r\n")));
+    read_until(s, buf, "250 SIZE\r\n");
+    asio::write(s, asio::buffer(std::string("MAIL FROM:<a@b>\r\nRCPT TO:<alice@lab.test>\r\nDATA\r\n")));
+    read_until(s, buf, "354 go ahead\r\n");
+    asio::write(s, asio::buffer(std::string("hi\r\n.\r\n")));
+    read_until(s, buf, "250 2.0.0 ok\r\n");  // after the stray 350
+    asio::write(s, asio::buffer(std::string("QUIT\r\n")));
+    read_until(s, buf, "221 2.0.0 bye\r\n");
+    s.close();
+    for (int i = 0; i < 200 && px.session_count() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    px.stop();
+    for (const auto& [conn, f] : px.live) live.push_back(std::string(f.rule->id) + "@" + std::to_string(f.offset));
+  }
+  INFO("live findings: " << live.size());
+  CHECK(std::find(live.begin(), live.end(), "LMTP-4.2-PER-RCPT-REPLIES@" + std::string("")) == live.end());
+  bool root = false, order = false;
+  for (const auto& l : live) {
+    root = root || l.rfind("LMTP-4.2-PER-RCPT-REPLIES@", 0) == 0;
+    order = order || l.rfind("DESYNC-1-UNSOLICITED@", 0) == 0;
+  }
+  CHECK(root);
+  CHECK(order);
+  CHECK(offline_rules(rec) == live);
+  std::filesystem::remove(rec);
+}
+
+TEST_CASE("an unreachable upstream gets the client a 421 and is recorded as a fault", "[proxy][bad-input]") {
+  // A port nobody listens on: bind one, note it, close it.
+  unsigned short dead;
+  {
+    asio::io_context io;
+    tcp::acceptor a(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    dead = a.local_endpoint().port();
+  }
+  const std::string rec = temp_path("unreachable.jsonl");
+  std::filesystem::remove(rec);
+  RunningProxy px("127.0.0.1:" + std::to_string(dead), rec);
+  asio::io_context io;
+  tcp::socket s(io);
+  s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), px.port()));
+  std::string buf;
+  const std::string reply = read_until(s, buf, "\r\n");
+  CHECK(reply.rfind("421 4.4.0 ", 0) == 0);
+  boost::system::error_code ec;
+  char c;
+  s.read_some(asio::buffer(&c, 1), ec);
+  CHECK(ec == asio::error::eof);
+  px.stop();
+  std::string err;
+  auto src = open_source(rec, "auto", err);
+  REQUIRE(src);
+  bool fault = false;
+  SourceEvent ev;
+  while (src->next(ev)) fault = fault || ev.kind == SourceEvent::Kind::fault;
+  CHECK(fault);
+  std::filesystem::remove(rec);
+}
+
+TEST_CASE("bad listen addresses and busy ports give a clear error", "[proxy][bad-input]") {
+  std::string err;
+  CHECK_FALSE(proxy::parse_address("localhost", err));
+  CHECK(err.find("host:port") != std::string::npos);
+  CHECK_FALSE(proxy::parse_address("127.0.0.1:99999", err));
+  CHECK_FALSE(proxy::parse_address("unix:", err));
+  CHECK(proxy::parse_address("[::1]:24", err));
+  asio::io_context io;
+  tcp::acceptor busy(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  const auto port = busy.local_endpoint().port();
+  proxy::ProxyOptions o;
+  o.listen = proxy::parse_address("127.0.0.1:" + std::to_string(port), err).value();
+  o.upstream = proxy::parse_address("127.0.0.1:1", err).value();
+  proxy::Proxy p(o, {});
+  CHECK_THROWS_WITH(p.start(), Catch::Contains("cannot listen on"));
+  proxy::ProxyOptions o2 = o;
+  o2.listen = proxy::parse_address("127.0.0.1:0", err).value();
+  o2.record = "/nonexistent-dir/rec.jsonl";
+  proxy::Proxy p2(o2, {});
+  CHECK_THROWS_WITH(p2.start(), Catch::Contains("cannot open the recording"));
+}
+
+TEST_CASE("the proxy listens on a unix socket", "[proxy]") {
+  test::FakeLmtpServer server;
+  const std::string path = temp_path("listen.sock");
+  RunningProxy px("127.0.0.1:" + std::to_string(server.port()), {}, "unix:" + path);
+  asio::io_context io;
+  asio::local::stream_protocol::socket s(io);
+  s.connect(asio::local::stream_protocol::endpoint(path));
+  std::string buf;
+  asio::read_until(s, asio::dynamic_buffer(buf), "\r\n");
+  CHECK(buf.rfind("220 ", 0) == 0);
+  asio::write(s, asio::buffer(std::string("QUIT\r\n")));
+  asio::read_until(s, asio::dynamic_buffer(buf), "221");
+  s.close();
+  px.stop();
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("1,000 concurrent sessions through the proxy all complete", "[proxy][load]") {
+  rlimit rl{};
+  getrlimit(RLIMIT_NOFILE, &rl);
+  rl.rlim_cur = std::min<rlim_t>(rl.rlim_max, 16384);
+  setrlimit(RLIMIT_NOFILE, &rl);
+  REQUIRE(rl.rlim_cur >= 4200);  // client, proxy (2) and server side of each session
+  test::FakeLmtpServer server;
+  RunningProxy px("127.0.0.1:" + std::to_string(server.port()), {}, "127.0.0.1:0", 2);
+  asio::io_context io;
+  std::atomic<int> done{0}, failed{0};
+  std::vector<std::unique_ptr<tcp::socket>> held;
+  const auto ep = tcp::endpoint(asio::ip::make_address("127.0.0.1"), px.port());
+  // All sessions connect and get their greeting first, so all 1,000 are open at once.
+  std::atomic<int> greeted{0};
+  for (int i = 0; i < 1000; ++i) {
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          auto tup = asio::as_tuple(asio::use_awaitable);
+          tcp::socket s(io);
+          auto [ec] = co_await s.async_connect(ep, tup);
+          std::string buf;
+          if (!ec) std::tie(ec, std::ignore) = co_await asio::async_read_until(s, asio::dynamic_buffer(buf), "\r\n", tup);
+          ++greeted;
+          asio::steady_timer t(io);
+          while (!ec && greeted.load() < 1000) {
+            t.expires_after(std::chrono::milliseconds(5));
+            co_await t.async_wait(tup);
+          }
+          std::string cmd = "LHLO c\r\nQUIT\r\n";
+          if (!ec) std::tie(ec, std::ignore) = co_await asio::async_write(s, asio::buffer(cmd), tup);
+          if (!ec) std::tie(ec, std::ignore) = co_await asio::async_read_until(s, asio::dynamic_buffer(buf), "221 2.0.0 bye\r\n", tup);
+          (ec ? failed : done)++;
+        },
+        asio::detached);
+  }
+  std::thread runner([&] { io.run_for(std::chrono::seconds(60)); });
+  runner.join();
+  CHECK(failed == 0);
+  CHECK(done == 1000);
+  for (int i = 0; i < 500 && px.session_count() < 1000; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK(px.session_count() == 1000);
+  CHECK(server.sessions() == 1000);
+  px.stop();
+}
