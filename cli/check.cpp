@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <filesystem>
+
 #include "cli/report.hpp"
 #include "engine/checker.hpp"
 
@@ -22,8 +25,25 @@ int run_check(const CheckOptions& o) {
   std::FILE* out = stdout;
   if (o.format == "json") fmt::print(out, "{{\"lockstep\":\"{}\",\"sessions\":[", LOCKSTEP_VERSION);
 
-  // With several inputs or many sessions, show only the ladders that matter unless asked.
+  // A directory stands for its files (the proxy's per-connection recordings), in name order.
+  std::vector<std::string> files;
   for (const auto& path : o.files) {
+    std::error_code ec;
+    if (path != "-" && std::filesystem::is_directory(path, ec)) {
+      std::vector<std::string> inner;
+      for (const auto& e : std::filesystem::directory_iterator(path, ec))
+        if (e.is_regular_file()) inner.push_back(e.path().string());
+      std::sort(inner.begin(), inner.end());
+      if (inner.empty()) {
+        fmt::print(stderr, "lockstep check: {}: the directory holds no files\n", path);
+        input_error = true;
+      }
+      files.insert(files.end(), inner.begin(), inner.end());
+    } else {
+      files.push_back(path);
+    }
+  }
+  for (const auto& path : files) {
     std::string err;
     auto src = open_source(path, o.input_format, err);
     if (!src) {

@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
   proxy->add_option("--idle-timeout", po.idle_timeout, "seconds without a byte either way before both sides are closed")
       ->check(CLI::PositiveNumber);
   proxy->add_option("--connect-timeout", po.connect_timeout, "seconds to connect upstream")->check(CLI::PositiveNumber);
+  proxy->add_option("--socket-mode", po.socket_mode, "permissions of a unix listening socket (octal, default 0666)");
 
   bool markdown = false, unchecked = false;
   auto* rules = app.add_subcommand("rules", "list the rule catalogue and what lockstep checks");

@@ -42,6 +42,14 @@ int run_proxy(const ProxyCliOptions& o) {
   po.threads = o.threads;
   po.idle_timeout = std::chrono::milliseconds(static_cast<long long>(o.idle_timeout * 1000));
   po.connect_timeout = std::chrono::milliseconds(static_cast<long long>(o.connect_timeout * 1000));
+  try {
+    std::size_t used = 0;
+    po.socket_mode = static_cast<unsigned>(std::stoul(o.socket_mode, &used, 8));
+    if (used != o.socket_mode.size() || po.socket_mode > 0777) throw std::invalid_argument("mode");
+  } catch (const std::exception&) {
+    fmt::print(stderr, "lockstep proxy: --socket-mode {}: an octal mode such as 0660 is expected\n", o.socket_mode);
+    return 2;
+  }
 
   const bool json = o.format == "json";
   const bool color = !json && (o.color == "always" || (o.color == "auto" && isatty(STDOUT_FILENO) != 0));

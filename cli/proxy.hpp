@@ -9,6 +9,7 @@ struct ProxyCliOptions {
   unsigned threads = 1;
   double idle_timeout = 600;
   double connect_timeout = 30;
+  std::string socket_mode = "0666";
 };
 
 // Runs `lockstep proxy` until SIGINT/SIGTERM; returns the exit code (2 on bad flags or

@@ -640,7 +640,8 @@ void Session::Impl::close(Dir d, Time t) {
       find("SMTP-3.8-UNKNOWN-COMMAND-500", Dir::server,
            "the server closed the connection after an unknown command; it must answer 500 and wait for more "
            "(RFC 5321 §3.8)");
-    if (!last_was_final && st != State::refused && st != State::tls && st != State::unknown) {
+    // A server that closes after the client closed only follows it.
+    if (!client_closed && !last_was_final && st != State::refused && st != State::tls && st != State::unknown) {
       find("SMTP-3.8-SERVER-CLOSE", Dir::server,
            fmt::format("the server closed the connection in state '{}' without a 221 to QUIT or a 421 "
                        "(RFC 5321 §3.8)",

@@ -151,6 +151,8 @@ void Proxy::start() {
   if (!ec) acceptor_->bind(*ep, ec);
   if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
   if (ec) throw std::runtime_error(fmt::format("cannot listen on {}: {}", opts_.listen.text, ec.message()));
+  // Like Dovecot's LMTP socket: the MTA's delivery agent runs as another user.
+  if (opts_.listen.unix_socket) ::chmod(opts_.listen.host.c_str(), static_cast<mode_t>(opts_.socket_mode));
   if (!opts_.record.empty()) {
     recorder_ = Recorder::open(opts_.record, err);
     if (!recorder_) throw std::runtime_error(err);

@@ -30,6 +30,7 @@ struct ProxyOptions {
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(10)};  // no byte either way (RFC 5321 §4.5.3.2.6)
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(30)};
   std::size_t buffer = 64 * 1024;           // bytes read at a time per direction
+  unsigned socket_mode = 0666;              // permissions of a listening unix socket
 };
 
 // What the proxy tells its front end; called from the connection's strand.

@@ -10,6 +10,10 @@
 # excerpts of the TCP sessions are written there as
 # postfix-dovecot-clean.log and postfix-cyrus-clean.log.
 # Ports: DOVECOT_PORT (24001), CYRUS_PORT (24002), SMTP_PORT (24025).
+# With LOCKSTEP=/path/to/lockstep, Postfix delivers through `lockstep proxy` instead:
+# one proxy on TCP (PROXY_PORT, default 24100, and +1 for Cyrus) with a TCP upstream,
+# one on a unix socket with the server's unix socket as upstream; their recordings go
+# to DIR/rec-NAME/ (one file per connection).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -29,6 +33,8 @@ smtp_port=${SMTP_PORT:-24025}
 tag=$$ # makes the subjects of this run unique
 failures=0
 pids=()
+proxy_pids=()
+proxied=()
 
 cleanup() {
   "$here/postfix.sh" stop "$dir/postfix-dovecot" >/dev/null 2>&1 || true
@@ -50,10 +56,35 @@ remember() {
   for p in $(descendants "$1"); do pids+=("$p"); done
 }
 
+# start_proxy NAME LISTEN UPSTREAM LOG: a lockstep proxy recording into DIR/rec-NAME.
+start_proxy() {
+  local name=$1 listen=$2 upstream=$3 log=$4
+  mkdir -p "$dir/rec-$name"
+  "$LOCKSTEP" proxy --listen "$listen" --upstream "$upstream" --record "$dir/rec-$name" --color never \
+    </dev/null >"$log" 2>&1 &
+  remember $!
+  proxy_pids+=("$!")
+}
+
 # deliver NAME PEER NEXTHOP: one Postfix instance, four messages to PEER.
 deliver() {
   local name=$1 nexthop=$2 pf=$dir/postfix-$1
+  local unix_hop="unix:$dir/$name/lmtp.sock"
+  proxy_pids=()
+  if [ -n "${LOCKSTEP:-}" ]; then
+    local pport=$((${PROXY_PORT:-24100} + ${#proxied[@]}))
+    proxied+=("$name")
+    start_proxy "$name" "127.0.0.1:$pport" "${nexthop#inet:}" "$dir/proxy-$name-tcp.log"
+    start_proxy "$name" "unix:$dir/proxy-$name.sock" "$unix_hop" "$dir/proxy-$name-unix.log"
+    wait_port "$pport" 10 "${proxy_pids[0]}" "$dir/proxy-$name-tcp.log"
+    wait_file "$dir/proxy-$name.sock" 10 "$dir/proxy-$name-unix.log"
+    nexthop="inet:127.0.0.1:$pport"
+    unix_hop="unix:$dir/proxy-$name.sock"
+  fi
   "$here/postfix.sh" start "$pf" "$smtp_port" "$nexthop"
+  # Through the proxy, every connection ends with QUIT: no connection cache that
+  # Postfix's stop would drop mid-session.
+  [ -z "${LOCKSTEP:-}" ] || "$here/postfix.sh" conf "$pf" lmtp_connection_cache_on_demand=no
   remember "$(read_pid "$pf/spool/pid/master.pid")"
   "$here/postfix.sh" send "$pf" sender@example.org alice@lab.test,bob@lab.test "$name 1 $tag"
   "$here/postfix.sh" send "$pf" sender@example.org alice@lab.test,nobody@lab.test,carol@lab.test "$name 2 $tag"
@@ -64,11 +95,13 @@ deliver() {
     "$here/postfix.sh" excerpt "$pf" >"$fixtures/postfix-$name-clean.log"
   fi
   # The same peer over its unix socket.
-  "$here/postfix.sh" conf "$pf" "transport_maps=inline:{lab.test=lmtp:unix:$dir/$name/lmtp.sock}"
+  "$here/postfix.sh" conf "$pf" "transport_maps=inline:{lab.test=lmtp:$unix_hop}"
   sleep 1
   "$here/postfix.sh" send "$pf" sender@example.org alice@lab.test,carol@lab.test "$name unix $tag"
   "$here/postfix.sh" wait-queue-empty "$pf" 60
   "$here/postfix.sh" stop "$pf"
+  local pp
+  for pp in "${proxy_pids[@]}"; do stop_pid "$pp" 10; done
   grep -qE "to=<nobody@lab\.test>, .*dsn=5\.1\.1, status=bounced .*said: 550.*in reply to RCPT TO command" "$pf/log/postfix.log" ||
     fail "$name: no 550 5.1.1 bounce for nobody@lab.test in $pf/log/postfix.log"
 }
