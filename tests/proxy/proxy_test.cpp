@@ -18,7 +18,7 @@
 
 #include "engine/checker.hpp"
 #include "proxy/relay.hpp"
-#include "tests/support/fake_lmtp.hpp"
+#include "proxy/toy_server.hpp"
 
 using namespace lockstep;
 namespace asio = boost::asio;
@@ -131,7 +131,7 @@ std::string client_session(unsigned short port, std::mt19937& rng, std::string& 
 }  // namespace
 
 TEST_CASE("the proxy relays every byte unchanged both ways and records what the engine saw", "[proxy]") {
-  test::FakeLmtpServer server;
+  proxy::ToyLmtpServer server;
   const std::string rec = temp_path("exact.jsonl");
   std::filesystem::remove(rec);
   std::string sent, got;
@@ -157,7 +157,7 @@ TEST_CASE("the proxy relays every byte unchanged both ways and records what the 
 }
 
 TEST_CASE("a stray reply gives the same findings live and from the recording", "[proxy][desync]") {
-  test::FakeLmtpServer server(test::FakeLmtpServer::Options{"350 lockers"});
+  proxy::ToyLmtpServer server(proxy::ToyLmtpServer::Options{"350 lockers"});
   const std::string rec = temp_path("stray.jsonl");
   std::filesystem::remove(rec);
   std::vector<std::string> live;
@@ -249,7 +249,7 @@ TEST_CASE("bad listen addresses and busy ports give a clear error", "[proxy][bad
 }
 
 TEST_CASE("the proxy listens on a unix socket", "[proxy]") {
-  test::FakeLmtpServer server;
+  proxy::ToyLmtpServer server;
   const std::string path = temp_path("listen.sock");
   RunningProxy px("127.0.0.1:" + std::to_string(server.port()), {}, "unix:" + path);
   asio::io_context io;
@@ -271,7 +271,7 @@ TEST_CASE("1,000 concurrent sessions through the proxy all complete", "[proxy][l
   rl.rlim_cur = std::min<rlim_t>(rl.rlim_max, 16384);
   setrlimit(RLIMIT_NOFILE, &rl);
   REQUIRE(rl.rlim_cur >= 4200);  // client, proxy (2) and server side of each session
-  test::FakeLmtpServer server;
+  proxy::ToyLmtpServer server;
   RunningProxy px("127.0.0.1:" + std::to_string(server.port()), {}, "127.0.0.1:0", 2);
   asio::io_context io;
   std::atomic<int> done{0}, failed{0};

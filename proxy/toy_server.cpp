@@ -1,4 +1,4 @@
-#include "tests/support/fake_lmtp.hpp"
+#include "proxy/toy_server.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -8,13 +8,13 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
-namespace lockstep::test {
+namespace lockstep::proxy {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
 namespace {
-asio::awaitable<void> serve(tcp::socket s, FakeLmtpServer::Options opts, std::mutex& mu, std::vector<std::string>& log,
+asio::awaitable<void> serve(tcp::socket s, ToyLmtpServer::Options opts, std::mutex& mu, std::vector<std::string>& log,
                             std::size_t slot) {
   auto tup = asio::as_tuple(asio::use_awaitable);
   auto send = [&](std::string text) -> asio::awaitable<bool> {
@@ -24,6 +24,7 @@ asio::awaitable<void> serve(tcp::socket s, FakeLmtpServer::Options opts, std::mu
   if (!co_await send("220 fake.lab.test LMTP ready\r\n")) co_return;
   std::string buf;
   std::size_t accepted = 0;
+  unsigned message = 0;
   bool in_data = false;
   for (;;) {
     auto [ec, n] = co_await asio::async_read_until(s, asio::dynamic_buffer(buf), "\r\n", tup);
@@ -38,7 +39,8 @@ asio::awaitable<void> serve(tcp::socket s, FakeLmtpServer::Options opts, std::mu
     if (in_data) {
       if (line != ".") continue;
       in_data = false;
-      if (!opts.stray.empty()) reply += opts.stray + "\r\n";
+      ++message;
+      if (!opts.stray.empty() && (opts.stray_message == 0 || opts.stray_message == message)) reply += opts.stray + "\r\n";
       for (std::size_t i = 0; i < accepted; ++i) reply += "250 2.0.0 ok\r\n";
       accepted = 0;
     } else {
@@ -63,7 +65,7 @@ asio::awaitable<void> serve(tcp::socket s, FakeLmtpServer::Options opts, std::mu
 }
 }  // namespace
 
-FakeLmtpServer::FakeLmtpServer(Options o) : opts_(std::move(o)), acceptor_(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
+ToyLmtpServer::ToyLmtpServer(Options o) : opts_(std::move(o)), acceptor_(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
   port_ = acceptor_.local_endpoint().port();
   asio::co_spawn(
       io_,
@@ -85,14 +87,14 @@ FakeLmtpServer::FakeLmtpServer(Options o) : opts_(std::move(o)), acceptor_(io_, 
   thread_ = std::thread([this] { io_.run(); });
 }
 
-FakeLmtpServer::~FakeLmtpServer() {
+ToyLmtpServer::~ToyLmtpServer() {
   io_.stop();
   thread_.join();
 }
 
-std::vector<std::string> FakeLmtpServer::received() const {
+std::vector<std::string> ToyLmtpServer::received() const {
   std::lock_guard lock(mu_);
   return received_;
 }
 
-}  // namespace lockstep::test
+}  // namespace lockstep::proxy
