@@ -1,8 +1,10 @@
 // lockstep: an LMTP conformance tester and fuzzing proxy. Thin wiring of subcommands.
 #include <CLI/CLI.hpp>
+#include <unistd.h>
 #include <fmt/format.h>
 
 #include "cli/check.hpp"
+#include "cli/demo.hpp"
 #include "cli/proxy.hpp"
 #include "engine/rules.hpp"
 
@@ -53,6 +55,10 @@ int main(int argc, char** argv) {
   proxy->add_option("--connect-timeout", po.connect_timeout, "seconds to connect upstream")->check(CLI::PositiveNumber);
   proxy->add_option("--socket-mode", po.socket_mode, "permissions of a unix listening socket (octal, default 0666)");
 
+  std::string demo_color = "auto";
+  auto* demo = app.add_subcommand("demo", "a live demo: client -> lockstep proxy -> a server leaking a stray reply");
+  demo->add_option("--color", demo_color, "colour")->check(CLI::IsMember({"auto", "always", "never"}));
+
   bool markdown = false, unchecked = false;
   auto* rules = app.add_subcommand("rules", "list the rule catalogue and what lockstep checks");
   rules->add_flag("--markdown", markdown, "as a Markdown table");
@@ -68,6 +74,7 @@ int main(int argc, char** argv) {
     if (*check) return lockstep::cli::run_check(co);
     if (*rules) return run_rules(markdown, unchecked);
     if (*proxy) return lockstep::cli::run_proxy(po);
+    if (*demo) return lockstep::cli::run_demo(demo_color == "always" || (demo_color == "auto" && isatty(STDOUT_FILENO)));
   } catch (const std::exception& e) {
     fmt::print(stderr, "lockstep: {}\n", e.what());
     return 2;

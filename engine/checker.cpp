@@ -83,6 +83,7 @@ void Checker::drain(Run& run) {
     return &res.ladder.back();
   };
   while (auto ev = run.session.next()) {
+    if (on_event_) on_event_(res.conn, *ev);
     std::visit(
         [&](auto& e) {
           using T = std::decay_t<decltype(e)>;

@@ -61,6 +61,8 @@ class Checker {
   void on(const SourceEvent& ev);
   // Called for every finding as soon as the engine reports it (live output).
   void on_finding(std::function<void(const std::string& conn, const Finding&)> f) { on_finding_ = std::move(f); }
+  // Called for every engine event as it happens (a live ladder).
+  void on_event(std::function<void(const std::string& conn, const Event&)> f) { on_event_ = std::move(f); }
   // Ends every session still open (the source ended).
   void finish();
 
@@ -74,6 +76,7 @@ class Checker {
   std::string name_;
   Sink sink_;
   std::function<void(const std::string& conn, const Finding&)> on_finding_;
+  std::function<void(const std::string& conn, const Event&)> on_event_;
   CheckerLimits limits_;
   std::map<std::string, std::unique_ptr<Run>> runs_;
   std::string last_conn_;  // the connection of the last event, and its run

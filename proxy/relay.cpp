@@ -76,6 +76,7 @@ struct Proxy::Conn {
             },
             CheckerLimits{}) {
     if (hooks.finding) checker.on_finding(hooks.finding);
+    if (hooks.trace) checker.on_event(hooks.trace);
   }
 
   // Records an event and hands the same event to the engine: the recording gives the

@@ -38,6 +38,7 @@ struct ProxyHooks {
   std::function<void(const std::string& conn, const Finding&)> finding;
   std::function<void(SessionResult&&)> session;     // a connection ended
   std::function<void(const std::string& conn, const std::string& text)> event;  // opened, upstream errors
+  std::function<void(const std::string& conn, const Event&)> trace;  // every engine event (live ladder)
 };
 
 class Proxy {
