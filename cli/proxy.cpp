@@ -39,6 +39,7 @@ int run_proxy(const ProxyCliOptions& o) {
   po.listen = *listen;
   po.upstream = *upstream;
   po.record = o.record;
+  po.redact = o.redact;
   po.threads = o.threads;
   po.idle_timeout = std::chrono::milliseconds(static_cast<long long>(o.idle_timeout * 1000));
   po.connect_timeout = std::chrono::milliseconds(static_cast<long long>(o.connect_timeout * 1000));

@@ -5,7 +5,7 @@ namespace lockstep::cli {
 
 struct ProxyCliOptions {
   std::string listen, upstream, record, format = "text", color = "auto";
-  bool quiet = false;
+  bool quiet = false, redact = false;
   unsigned threads = 1;
   double idle_timeout = 600;
   double connect_timeout = 30;

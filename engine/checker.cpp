@@ -5,8 +5,8 @@
 namespace lockstep {
 
 struct Checker::Run {
-  Run(const SourceInfo& i, bool mid, bool trace)
-      : session(SessionOptions{i.ordered, i.mid_session || mid, i.content_visible, trace}) {}
+  Run(const SourceInfo& i, bool mid, bool trace, bool redaction)
+      : session(SessionOptions{i.ordered, i.mid_session || mid, i.content_visible, trace, redaction}) {}
   Session session;
   SessionResult result;
   std::map<std::uint64_t, std::size_t> reply_entry;  // reply index -> ladder entry
@@ -21,7 +21,7 @@ Checker::Run& Checker::run(const std::string& conn, Time t, bool mid_session) {
   if (last_run_ && last_conn_ == conn) return *last_run_;  // consecutive events of one connection
   auto& slot = runs_[conn];
   if (!slot) {
-    slot = std::make_unique<Run>(info_, mid_session, limits_.ladder > 0);
+    slot = std::make_unique<Run>(info_, mid_session, limits_.ladder > 0, limits_.redaction);
     slot->result.source = name_;
     slot->result.conn = conn;
     slot->result.info = info_;
@@ -167,6 +167,11 @@ void Checker::done(const std::string& conn, Time t, bool capture_ended) {
   if (last_run_ == &r) last_run_ = nullptr;
   runs_.erase(it);
   sink_(std::move(out));
+}
+
+Session* Checker::session(const std::string& conn) {
+  auto it = runs_.find(conn);
+  return it == runs_.end() ? nullptr : &it->second->session;
 }
 
 void Checker::finish() {

@@ -50,6 +50,7 @@ struct CheckerLimits {
   std::size_t ladder = 2000;    // entries kept per session (0: no ladder, findings only)
   std::size_t findings = 500;   // findings kept per session
   std::size_t narrative = 60;
+  bool redaction = false;       // sessions note content and secrets (SessionOptions::redaction)
 };
 
 class Checker {
@@ -65,6 +66,8 @@ class Checker {
   void on_event(std::function<void(const std::string& conn, const Event&)> f) { on_event_ = std::move(f); }
   // Ends every session still open (the source ended).
   void finish();
+  // The engine of an open connection, or null.
+  Session* session(const std::string& conn);
 
  private:
   struct Run;

@@ -127,7 +127,9 @@ void Session::Impl::check_command(const Command& c) {
         find_cmd("SMTPUTF8-3.7.1-ASCII-HELLO", c, "the LHLO domain must be ASCII (RFC 6531 §3.7.1)");
       break;
     case Verb::mail: {
-      if (!opt.mid_session && !ccaps.known && c_greeted)
+      // A MAIL pipelined behind LHLO is PIPE-3.1-LHLO-LAST; this is MAIL with no LHLO
+      // sent at all, or after the LHLO was refused.
+      if (!opt.mid_session && !ccaps.known && c_greeted && (!c_lhlo_sent || c_lhlo_refused))
         find_cmd("SMTP-4.1.1.1-HELLO-BEFORE-MAIL", c, "MAIL before a successful LHLO (RFC 5321 §4.1.1.1)");
       if (c_txn == Txn::open && !c_data_failed)
         find_cmd("SMTP-4.1.4-NO-NESTED-MAIL", c,

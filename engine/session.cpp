@@ -147,6 +147,7 @@ void Session::Impl::on_client_bytes(std::string_view b) {
         return;
       case CMode::content: {
         const std::size_t n = content.feed(b);
+        if (opt.redaction) redact_range(coff, coff + n);
         coff += n;
         b.remove_prefix(n);
         if (content.report().complete) on_end_of_data();
@@ -154,6 +155,7 @@ void Session::Impl::on_client_bytes(std::string_view b) {
       }
       case CMode::bdat: {
         const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(bdat_left, b.size()));
+        if (opt.redaction) redact_range(coff, coff + n);
         const std::string_view chunk = b.substr(0, n);
         if (!bdat_binary && !bdat_reported) {
           // RFC 3030 §2: text sent with BDAT is canonical, CRLF only.
@@ -218,6 +220,7 @@ void Session::Impl::decide_data(bool accepted) {
 void Session::Impl::on_client_line(const Line& line) {
   if (expect_auth_line) {  // RFC 4954 §4: the answer to a 334 is not a command
     expect_auth_line = false;
+    if (opt.redaction) redact_range(line.offset, line.offset + line.length - (line.end == LineEnd::crlf ? 2 : 1));
     if (line.text == "*") c_auth_cancel = true;
     return;
   }
@@ -229,6 +232,11 @@ void Session::Impl::on_client_line(const Line& line) {
   cmd->bare_lf = line.end == LineEnd::bare_lf;
   cmd->bare_cr = line.bare_cr;
   cmd->truncated = line.truncated;
+  if (opt.redaction && cmd->verb == Verb::auth) {
+    // Keep "AUTH MECHANISM", mask an initial response.
+    const auto sp = cmd->arg.find(' ');
+    if (sp != std::string::npos) redact_range(line.offset + cmd->verb_text.size() + 1 + sp + 1, line.offset + line.text.size());
+  }
   if (opt.trace) events.emplace_back(CommandEvent{cmd});
   check_pipelining(*cmd);
   check_command(*cmd);
@@ -247,6 +255,7 @@ void Session::Impl::on_client_line(const Line& line) {
     c_mail_utf8 = cmd->param("SMTPUTF8") != nullptr;
   }
   if (cmd->verb == Verb::rcpt) ++c_rcpt_sent;
+  if (cmd->verb == Verb::lhlo) c_lhlo_sent = true;
   if (cmd->verb == Verb::rset || cmd->verb == Verb::lhlo) {
     c_txn = Txn::none;
     c_rcpts.clear();
@@ -493,6 +502,7 @@ void Session::Impl::client_pair(Slot& s, const std::shared_ptr<const Reply>& r) 
     switch (s.verb()) {
       case Verb::lhlo:
         if (code == 250) ccaps = parse_capabilities(*r);
+        c_lhlo_refused = code != 250;
         break;
       case Verb::mail:
         c_txn = pos ? Txn::open : (c_txn == Txn::pending ? Txn::none : c_txn);
@@ -726,6 +736,12 @@ void Session::Impl::finish(bool capture_ended) {
   }
 }
 
+void Session::Impl::redact_range(std::uint64_t begin, std::uint64_t end) {
+  if (end <= begin) return;
+  if (!redactions.empty() && redactions.back().second == begin) redactions.back().second = end;
+  else redactions.emplace_back(begin, end);
+}
+
 // ---------------------------------------------------------------- public face
 
 Session::Session(SessionOptions opts) : impl_(std::make_unique<Impl>(opts)) {}
@@ -800,6 +816,22 @@ std::optional<Event> Session::next() {
   impl_->events.pop_front();
   if (auto* f = std::get_if<Finding>(&e); f && f->severity == Severity::error) ++impl_->error_count;
   return e;
+}
+
+std::vector<std::pair<std::uint64_t, std::uint64_t>> Session::take_redactions() {
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
+  out.swap(impl_->redactions);
+  return out;
+}
+
+std::uint64_t Session::client_parsed() const {
+  return impl_->cmode == Impl::CMode::command ? impl_->csplit.offset() : impl_->coff;
+}
+
+bool Session::client_pending_is_secret() const {
+  using M = Impl::CMode;
+  return impl_->cmode == M::await_data || impl_->cmode == M::content || impl_->cmode == M::bdat ||
+         impl_->expect_auth_line;
 }
 
 State Session::state() const { return impl_->st; }

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/capabilities.hpp"
@@ -35,6 +36,9 @@ struct SessionOptions {
   // findings and the desync story. Off when only findings are wanted: it saves the
   // copies the trace needs.
   bool trace = true;
+  // Note which client bytes are message content or authentication secrets, for
+  // recordings shared outside (take_redactions()).
+  bool redaction = false;
 };
 
 // One expected reply: a command, the greeting, or one per-recipient reply.
@@ -73,6 +77,15 @@ class Session {
 
   // Returns the next event, or nullopt when the engine needs more data.
   std::optional<Event> next();
+
+  // With SessionOptions::redaction: the client-stream ranges [begin, end) parsed since
+  // the last call that hold message content or authentication secrets.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> take_redactions();
+  // Client bytes up to this offset are parsed; those after it are held (an unfinished
+  // line, or bytes waiting for DATA's reply), and client_pending_is_secret() says
+  // whether they will be content or secrets.
+  std::uint64_t client_parsed() const;
+  bool client_pending_is_secret() const;
 
   State state() const;
   std::uint64_t commands() const;

@@ -56,14 +56,16 @@ struct Session::Impl {
   bool c_last_bdat_done = false;
   bool c_greeted = false;
   std::uint32_t c_rcpt_unpaired = 0;
-  bool c_out_of_range = false, c_mail_utf8 = false;
+  bool c_out_of_range = false, c_mail_utf8 = false, c_lhlo_sent = false, c_lhlo_refused = false;
   std::uint32_t c_rcpt_sent = 0;      // RCPT commands sent since MAIL       // the client saw a reply code outside 2-5
   bool c_auth_cancel = false;        // the client answered a 334 with "*"
   std::uint64_t bdat_slot = UINT64_MAX;  // the slot of the BDAT whose chunk is being sent
   std::uint64_t zero_bdat_pos = UINT64_MAX;  // where a BDAT LAST owed zero replies
   Time c_last_time = 0;              // when the client last sent bytes  // RCPT commands the client has no reply for yet
   std::vector<std::shared_ptr<const Command>> deferred;  // commands waiting for a slot count
-  std::deque<std::uint64_t> group_enders;  // unanswered slots of commands that end a pipeline group
+  std::deque<std::uint64_t> group_enders;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> redactions;  // client ranges to mask
+  void redact_range(std::uint64_t begin, std::uint64_t end);  // unanswered slots of commands that end a pipeline group
 
   // ---- realigned view
   std::uint64_t truth_next = 0;

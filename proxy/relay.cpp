@@ -74,7 +74,7 @@ struct Proxy::Conn {
             [&hooks](SessionResult&& r) {
               if (hooks.session) hooks.session(std::move(r));
             },
-            CheckerLimits{}) {
+            CheckerLimits{2000, 500, 60, o.redact}) {
     if (hooks.finding) checker.on_finding(hooks.finding);
     if (hooks.trace) checker.on_event(hooks.trace);
   }
@@ -92,7 +92,46 @@ struct Proxy::Conn {
     ev.dir = d;
     ev.time = now_us();
     ev.bytes.assign(bytes);
-    emit(ev, jsonl_data(ev.time, id, d, bytes));
+    if (!opts.redact) {
+      emit(ev, jsonl_data(ev.time, id, d, bytes));
+      return;
+    }
+    // The engine first: it knows which bytes are content or secrets.
+    checker.on(ev);
+    std::string shown(bytes);
+    if (d == Dir::client) redact_client(shown);
+    else redact_server(shown);
+    if (recorder) recorder->write(id, jsonl_data(ev.time, id, d, shown));
+  }
+
+  // Sizes and line structure stay: every octet but CR, LF and '.' becomes 'x'.
+  static void mask(std::string& s, std::size_t from, std::size_t to) {
+    for (std::size_t i = from; i < to && i < s.size(); ++i)
+      if (s[i] != '\r' && s[i] != '\n' && s[i] != '.') s[i] = 'x';
+  }
+  void redact_client(std::string& s) {
+    const std::uint64_t base = client_bytes;
+    client_bytes += s.size();
+    Session* session = checker.session(id);
+    if (!session) return;
+    for (const auto& [b, e] : session->take_redactions()) {
+      if (e <= base || b >= base + s.size()) continue;  // bytes of an earlier read
+      mask(s, static_cast<std::size_t>(std::max(b, base) - base), static_cast<std::size_t>(std::min<std::uint64_t>(e, base + s.size()) - base));
+    }
+    // Bytes the engine still holds (content waiting for DATA's reply, an unfinished
+    // AUTH line) are masked when they will be secret.
+    if (session->client_pending_is_secret() && session->client_parsed() < base + s.size())
+      mask(s, static_cast<std::size_t>(std::max(session->client_parsed(), base) - base), s.size());
+  }
+  // AUTH challenges: the text of "334 " lines.
+  static void redact_server(std::string& s) {
+    std::size_t at = 0;
+    while (at < s.size()) {
+      const std::size_t eol = s.find('\n', at);
+      const std::size_t end = eol == std::string::npos ? s.size() : eol;
+      if (s.compare(at, 4, "334 ") == 0) mask(s, at + 4, end);
+      at = end + 1;
+    }
   }
   void closed(Dir d) {
     if (closed_dir[d == Dir::client ? 0 : 1]) return;
@@ -125,6 +164,7 @@ struct Proxy::Conn {
   Recorder* recorder;
   Checker checker;
   bool closed_dir[2] = {false, false};
+  std::uint64_t client_bytes = 0;  // client octets seen so far (stream offset)
   std::chrono::steady_clock::time_point activity = std::chrono::steady_clock::now();
 };
 

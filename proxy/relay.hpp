@@ -31,6 +31,7 @@ struct ProxyOptions {
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(30)};
   std::size_t buffer = 64 * 1024;           // bytes read at a time per direction
   unsigned socket_mode = 0666;              // permissions of a listening unix socket
+  bool redact = false;                      // mask message content and AUTH secrets in the recording
 };
 
 // What the proxy tells its front end; called from the connection's strand.

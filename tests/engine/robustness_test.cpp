@@ -78,3 +78,26 @@ TEST_CASE("thousands of pipelined commands without replies keep memory bounded b
   CHECK(errors == 0);
   CHECK(s.replies() == 100002);
 }
+
+TEST_CASE("with redaction the engine marks content and AUTH secrets, and only those", "[engine][redact]") {
+  SessionOptions o;
+  o.redaction = true;
+  Session s(o);
+  s.feed(Dir::server, "220 x ready\r\n", 1);
+  const std::string auth = "AUTH PLAIN dGVzdAB0ZXN0AHNlY3JldA==\r\n";
+  s.feed(Dir::client, auth, 2);
+  auto r = s.take_redactions();
+  REQUIRE(r.size() == 1);
+  CHECK(auth.substr(r[0].first, r[0].second - r[0].first) == "dGVzdAB0ZXN0AHNlY3JldA==");
+  s.feed(Dir::server, "235 2.7.0 ok\r\n", 3);
+  const std::string cmds = "MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n";
+  s.feed(Dir::client, cmds, 4);
+  CHECK(s.take_redactions().empty());
+  s.feed(Dir::server, "250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n", 5);
+  const std::uint64_t base = auth.size() + cmds.size();
+  s.feed(Dir::client, "secret body\r\n.\r\n", 6);
+  r = s.take_redactions();
+  REQUIRE(r.size() == 1);
+  CHECK(r[0].first == base);
+  CHECK(r[0].second == base + 16);
+}
