@@ -51,8 +51,12 @@ int main(int argc, char** argv) {
   proxy->add_flag("--quiet", po.quiet, "print only errors and the sessions that have them");
   proxy->add_flag("--redact", po.redact, "mask message content and AUTH exchanges in the recording (sizes and lines kept)");
   proxy->add_option("--threads", po.threads, "threads running connections")->check(CLI::Range(1u, 256u));
-  proxy->add_option("--idle-timeout", po.idle_timeout, "seconds without a byte either way before both sides are closed")
+  proxy->add_option("--idle-timeout", po.idle_timeout,
+                    "seconds the server may wait for the client's next command (default 300)")
       ->check(CLI::PositiveNumber);
+  proxy->add_option("--reply-timeout", po.reply_timeout,
+                    "seconds the client may wait for a reply (default: RFC 5321 §4.5.3.2, 2-10 minutes by command)")
+      ->check(CLI::NonNegativeNumber);
   proxy->add_option("--connect-timeout", po.connect_timeout, "seconds to connect upstream")->check(CLI::PositiveNumber);
   proxy->add_option("--socket-mode", po.socket_mode, "permissions of a unix listening socket (octal, default 0666)");
 

@@ -42,6 +42,7 @@ int run_proxy(const ProxyCliOptions& o) {
   po.redact = o.redact;
   po.threads = o.threads;
   po.idle_timeout = std::chrono::milliseconds(static_cast<long long>(o.idle_timeout * 1000));
+  po.reply_timeout = std::chrono::milliseconds(static_cast<long long>(o.reply_timeout * 1000));
   po.connect_timeout = std::chrono::milliseconds(static_cast<long long>(o.connect_timeout * 1000));
   try {
     std::size_t used = 0;

@@ -7,7 +7,8 @@ struct ProxyCliOptions {
   std::string listen, upstream, record, format = "text", color = "auto";
   bool quiet = false, redact = false;
   unsigned threads = 1;
-  double idle_timeout = 600;
+  double idle_timeout = 300;
+  double reply_timeout = 0;
   double connect_timeout = 30;
   std::string socket_mode = "0666";
 };

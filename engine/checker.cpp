@@ -64,6 +64,12 @@ void Checker::on(const SourceEvent& ev) {
       r.result.statuses.push_back(ev.bytes);
       break;
     }
+    case K::timeout: {
+      Run& r = run(ev.conn, ev.time);
+      r.session.timeout(ev.time);
+      drain(r);
+      break;
+    }
     case K::fault: {
       Run& r = run(ev.conn, ev.time);
       r.result.faults.push_back(ev.bytes);

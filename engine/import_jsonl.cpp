@@ -117,6 +117,7 @@ class JsonlSource final : public Source {
     else if (kind == "end") ev.kind = SourceEvent::Kind::end;
     else if (kind == "fault") ev.kind = SourceEvent::Kind::fault;
     else if (kind == "status") ev.kind = SourceEvent::Kind::status;
+    else if (kind == "timeout") ev.kind = SourceEvent::Kind::timeout;
     else {
       skip(fmt::format("line {}: unknown event '{}'", in_->line_number(), kind));
       return false;

@@ -81,6 +81,8 @@ std::string jsonl_close(Time t, std::string_view conn, Dir dir) {
 
 std::string jsonl_end(Time t, std::string_view conn) { return head(t, conn, "end") + "}\n"; }
 
+std::string jsonl_timeout(Time t, std::string_view conn) { return head(t, conn, "timeout") + "}\n"; }
+
 std::string jsonl_fault(Time t, std::string_view conn, Dir dir, std::string_view what) {
   std::string s = head(t, conn, "fault");
   s += dir == Dir::client ? ",\"dir\":\"c\",\"text\":\"" : ",\"dir\":\"s\",\"text\":\"";

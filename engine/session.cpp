@@ -761,6 +761,37 @@ void Session::feed(Dir dir, std::string_view bytes, Time t) {
 void Session::close(Dir dir, Time t) { impl_->close(dir, t); }
 
 namespace {
+constexpr Time kMinute = 60 * 1000000LL;
+}
+
+Time Session::reply_wait_minimum() const {
+  const Impl& m = *impl_;
+  if (m.client_next >= m.nslots) return 0;
+  const Slot& w = const_cast<Impl&>(m).slot(m.client_next);
+  switch (w.kind) {  // RFC 5321 §4.5.3.2.1-6
+    case SlotKind::greeting: return 5 * kMinute;
+    case SlotKind::end_of_data:
+    case SlotKind::bdat_last: return 10 * kMinute;
+    case SlotKind::command: break;
+  }
+  return w.verb() == Verb::data ? 2 * kMinute : 5 * kMinute;
+}
+
+void Session::timeout(Time t) {
+  Impl& m = *impl_;
+  m.now = t;
+  if (m.client_next >= m.nslots || m.cmode != Impl::CMode::command) return;
+  const Slot& w = m.slot(m.client_next);
+  const Time since = w.kind == SlotKind::command && w.cmd ? w.cmd->time : w.time;
+  Finding& f = m.find("PIPE-3.2-FLUSH-WHEN-IDLE", Dir::server,
+                      fmt::format("the client sent everything and waited{} for the reply to {}, which never came: "
+                                  "a server must send pending replies when its input is empty (RFC 2920 §3.2 (7))",
+                                  since > 0 ? fmt::format(" {:.1f} s", static_cast<double>(t - since) / 1e6) : "",
+                                  w.label));
+  f.command = w.label;
+}
+
+namespace {
 // The host and port of an address as lockstep's sources write them; port 0 when none.
 std::pair<std::string, unsigned> split_address(std::string_view a) {
   if (a.starts_with("unix:") || a.starts_with("/") || a.empty()) return {"unix", 0};

@@ -69,6 +69,13 @@ class Session {
   // The addresses of the two peers ("host:port", "[v6]:port", "unix:/path" or Postfix's
   // "host[addr]:port"), for the deployment rules of RFC 2033 §5.
   void set_peers(std::string_view client, std::string_view server);
+  // What the connection waits for now: the RFC 5321 §4.5.3.2 minimum a client waits for
+  // the oldest reply it is owed, in microseconds, or 0 when no reply is owed (the server
+  // waits for the client).
+  Time reply_wait_minimum() const;
+  // The recorder gave up waiting at time `t` (an idle timeout). With replies owed, the
+  // server kept them back although the client had stopped (PIPE-3.2-FLUSH-WHEN-IDLE).
+  void timeout(Time t);
   // The peer sending in `dir` closed its side of the connection.
   void close(Dir dir, Time t);
   // No more input. `capture_ended` when the source simply stops (a log excerpt, a cut

@@ -20,6 +20,7 @@ struct SourceEvent {
     end,     // the connection is over (both sides gone, or the log says so)
     status,  // a client-side delivery status line (Postfix), text in `bytes`
     fault,   // a fault lockstep injected (proxy recordings), text in `bytes`
+    timeout, // the recorder gave up waiting (idle timeout)
   };
   Kind kind = Kind::data;
   std::string conn;   // connection key, unique within the source

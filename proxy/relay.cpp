@@ -274,12 +274,31 @@ void Proxy::serve(std::shared_ptr<Conn> c) {
         } else {
           if (!opts_.upstream.unix_socket) set_nodelay(c->upstream);
           if (!opts_.listen.unix_socket) set_nodelay(c->client);
-          auto idle = [c]() -> awaitable<void> {
+          // Time limits: for the client's next command, or for a reply it is owed.
+          auto limit = [c]() -> std::chrono::steady_clock::duration {
+            Session* s = c->checker.session(c->id);
+            const Time owed = s ? s->reply_wait_minimum() : 0;
+            if (owed == 0) return c->opts.idle_timeout;
+            if (c->opts.reply_timeout.count() > 0) return c->opts.reply_timeout;
+            return std::chrono::microseconds(owed);
+          };
+          auto idle = [this, c, limit]() -> awaitable<void> {
             asio::steady_timer t(c->strand);
             for (;;) {
-              t.expires_at(c->activity + c->opts.idle_timeout);
+              t.expires_at(c->activity + limit());
               co_await t.async_wait(use_awaitable);
-              if (std::chrono::steady_clock::now() >= c->activity + c->opts.idle_timeout) co_return;
+              if (std::chrono::steady_clock::now() < c->activity + limit()) continue;
+              Session* s = c->checker.session(c->id);
+              const bool owed = s && s->reply_wait_minimum() > 0;
+              SourceEvent ev;
+              ev.kind = SourceEvent::Kind::timeout;
+              ev.conn = c->id;
+              ev.time = now_us();
+              c->emit(ev, jsonl_timeout(ev.time, c->id));
+              if (hooks_.event)
+                hooks_.event(c->id, owed ? "timeout: the client waited too long for a reply; closing both sides"
+                                         : "timeout: the client sent nothing for too long; closing both sides");
+              co_return;
             }
           };
           co_await ((transfer(c, c->client, c->upstream, Dir::client, opts_.buffer) &&

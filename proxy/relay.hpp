@@ -27,7 +27,11 @@ struct ProxyOptions {
   Address listen, upstream;
   std::string record;                       // recording path (file or directory), empty: none
   unsigned threads = 1;
-  std::chrono::milliseconds idle_timeout{std::chrono::minutes(10)};  // no byte either way (RFC 5321 §4.5.3.2.6)
+  // Waiting for the client's next command (RFC 5321 §4.5.3.2.7: at least 5 minutes).
+  std::chrono::milliseconds idle_timeout{std::chrono::minutes(5)};
+  // Waiting for a reply the client is owed; 0: the RFC 5321 §4.5.3.2 minimum for the
+  // command (5 minutes, 2 for DATA, 10 after end of data).
+  std::chrono::milliseconds reply_timeout{0};
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(30)};
   std::size_t buffer = 64 * 1024;           // bytes read at a time per direction
   unsigned socket_mode = 0666;              // permissions of a listening unix socket

@@ -40,6 +40,7 @@ asio::awaitable<void> serve(tcp::socket s, ToyLmtpServer::Options opts, std::mut
       if (line != ".") continue;
       in_data = false;
       ++message;
+      if (opts.silent_after_data) continue;
       if (!opts.stray.empty() && (opts.stray_message == 0 || opts.stray_message == message)) reply += opts.stray + "\r\n";
       for (std::size_t i = 0; i < accepted; ++i) reply += "250 2.0.0 ok\r\n";
       accepted = 0;

@@ -22,6 +22,7 @@ class ToyLmtpServer {
   struct Options {
     std::string stray;           // e.g. "350 lockers"; empty: none
     unsigned stray_message = 0;  // 0: every message
+    bool silent_after_data = false;  // never answer the end of data (a hung delivery)
   };
   ToyLmtpServer() : ToyLmtpServer(Options{}) {}
   explicit ToyLmtpServer(Options o);

@@ -32,7 +32,7 @@ if grep -q "DATA will receive '250 2.1.5 ok', meant for RCPT" /tmp/lockstep-cli-
   echo "FAIL narrative missing"; fail=$((fail + 1)); fi
 # The README's table of rules not checked is the one the binary prints.
 "$bin" rules --unchecked --markdown > /tmp/lockstep-cli-rules.$$
-if python3 -c "import sys; t=open('/tmp/lockstep-cli-rules.$$').read().splitlines(); r=open('$src/README.md').read(); sys.exit(0 if t and all(l in r for l in t) else 1)"; then
+if python3 -c "import sys; t=open('/tmp/lockstep-cli-rules.$$').read(); r=open('$src/README.md').read(); sys.exit(0 if t and t in r else 1)"; then
   pass=$((pass + 1)); else echo "FAIL README rule table differs from 'lockstep rules --unchecked --markdown'"; fail=$((fail + 1)); fi
 expect "stdin works" 0 sh -c "'$bin' check - < '$fx/transcripts/dovecot.txt'"
 rm -f /tmp/lockstep-cli-*.$$

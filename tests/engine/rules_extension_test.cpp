@@ -50,6 +50,9 @@ std::vector<RuleCase> extension_cases() {
         "S: 250-PIPELINING", "S: 250-ENHANCEDSTATUSCODES", "S: 250 8BITMIME", "C: NOOP", "S: 250 2.0.0 ok",
         "C: QUIT", "S: 221 2.0.0 bye"}},
       // Content sent before the 354 arrived.
+      // The client sent its end of data and waits; the server keeps the reply back.
+      {"PIPE-3.2-FLUSH-WHEN-IDLE", data({"C: hello", "C: .", "TIMEOUT", "CLOSE C", "CLOSE S"}),
+       data({"C: hello", "C: .", "S: 250 2.0.0 ok", "TIMEOUT", "CLOSE C", "CLOSE S"})},
       {"PIPE-3.1-DATA-LAST",
        txn({"C: DATA", "C: hello", "S: 354 go ahead", "C: .", "S: 250 2.0.0 ok", "C: QUIT", "S: 221 2.0.0 bye"}),
        txn({"C: DATA", "S: 354 go ahead", "C: hello", "C: .", "S: 250 2.0.0 ok", "C: QUIT", "S: 221 2.0.0 bye"})},

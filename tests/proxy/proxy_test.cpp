@@ -368,3 +368,56 @@ TEST_CASE("--redact masks message content in the recording, keeping sizes and li
   CHECK(out[0].commands == 5);
   std::filesystem::remove(rec);
 }
+
+TEST_CASE("a server that keeps its end-of-data reply back times out with PIPE-3.2-FLUSH-WHEN-IDLE, live and offline",
+          "[proxy][timeout]") {
+  proxy::ToyLmtpServer::Options so;
+  so.silent_after_data = true;
+  proxy::ToyLmtpServer server(so);
+  const std::string rec = temp_path("timeout.jsonl");
+  std::filesystem::remove(rec);
+  std::vector<std::string> live;
+  {
+    std::string err;
+    proxy::ProxyOptions o;
+    o.listen = proxy::parse_address("127.0.0.1:0", err).value();
+    o.upstream = proxy::parse_address("127.0.0.1:" + std::to_string(server.port()), err).value();
+    o.record = rec;
+    o.reply_timeout = std::chrono::milliseconds(300);
+    std::mutex mu;
+    proxy::ProxyHooks h;
+    h.finding = [&](const std::string&, const Finding& f) {
+      std::lock_guard lock(mu);
+      live.push_back(std::string(f.rule->id));
+    };
+    proxy::Proxy p(o, h);
+    p.start();
+    std::thread t([&] { p.run(); });
+    const auto port = static_cast<unsigned short>(std::stoi(p.local_address().substr(p.local_address().rfind(':') + 1)));
+    asio::io_context io;
+    tcp::socket s(io);
+    s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+    std::string buf;
+    read_until(s, buf, "\r\n");
+    asio::write(s, asio::buffer(std::string("LHLO c\r\n")));
+    read_until(s, buf, "250 SIZE\r\n");
+    asio::write(s, asio::buffer(std::string("MAIL FROM:<a@b>\r\nRCPT TO:<alice@lab.test>\r\nDATA\r\n")));
+    read_until(s, buf, "354 go ahead\r\n");
+    asio::write(s, asio::buffer(std::string("hello\r\n.\r\n")));
+    // The proxy gives up after 0.3 s and closes the connection.
+    boost::system::error_code ec;
+    char c;
+    const auto start = std::chrono::steady_clock::now();
+    s.read_some(asio::buffer(&c, 1), ec);
+    CHECK(ec);
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    p.stop();
+    t.join();
+  }
+  CHECK(std::find(live.begin(), live.end(), "PIPE-3.2-FLUSH-WHEN-IDLE") != live.end());
+  bool offline = false;
+  for (const auto& r : offline_rules(rec)) offline = offline || r.rfind("PIPE-3.2-FLUSH-WHEN-IDLE@", 0) == 0;
+  CHECK(offline);
+  std::filesystem::remove(rec);
+}

@@ -31,6 +31,11 @@ std::vector<Step> parse_script(const std::vector<std::string>& lines) {
   std::vector<Step> steps;
   for (const auto& l : lines) {
     Step st;
+    if (l == "TIMEOUT") {
+      st.kind = Step::timeout;
+      steps.push_back(st);
+      continue;
+    }
     if (l == "CLOSE C" || l == "CLOSE S") {
       st.kind = Step::close;
       st.dir = l.back() == 'C' ? Dir::client : Dir::server;
@@ -83,6 +88,7 @@ RunResult run_steps(const std::vector<Step>& steps, SessionOptions opts, bool ca
   for (const auto& st : steps) {
     t += 1000;
     if (st.kind == Step::close) s.close(st.dir, t);
+    else if (st.kind == Step::timeout) s.timeout(t);
     else s.feed(st.dir, st.bytes, t);
     drain();
   }

@@ -5,7 +5,8 @@
 //
 // "C: text" is client->server bytes, "S: text" server->client; CRLF is appended unless
 // the text ends in "<nocrlf>". Escapes inside text: \r \n \t \\ \xHH. "C|" and "S|"
-// feed the text raw (no CRLF added). "CLOSE C" / "CLOSE S" close a side. Each step is
+// feed the text raw (no CRLF added). "CLOSE C" / "CLOSE S" close a side; "TIMEOUT" is
+// the recorder giving up waiting (Session::timeout). Each step is
 // fed as one chunk, in order (an ordered source, as a proxy sees it).
 #include <functional>
 #include <string>
@@ -17,7 +18,7 @@
 namespace lockstep::test {
 
 struct Step {
-  enum Kind { data, close } kind = data;
+  enum Kind { data, close, timeout } kind = data;
   Dir dir = Dir::client;
   std::string bytes;
 };
