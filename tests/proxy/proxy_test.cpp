@@ -313,7 +313,7 @@ TEST_CASE("1,000 concurrent sessions through the proxy all complete", "[proxy][l
   px.stop();
 }
 
-TEST_CASE("--redact masks message content in the recording, keeping sizes and lines", "[proxy][redact]") {
+TEST_CASE("with redaction the proxy masks message content in the recording, keeping sizes and lines", "[proxy][redact]") {
   proxy::ToyLmtpServer server;
   const std::string rec = temp_path("redact.jsonl");
   std::filesystem::remove(rec);
