@@ -58,6 +58,9 @@ int main(int argc, char** argv) {
                     "seconds the client may wait for a reply (default: RFC 5321 §4.5.3.2, 2-10 minutes by command)")
       ->check(CLI::NonNegativeNumber);
   proxy->add_option("--connect-timeout", po.connect_timeout, "seconds to connect upstream")->check(CLI::PositiveNumber);
+  proxy->add_option("--drain-timeout", po.drain_timeout,
+                    "on SIGINT/SIGTERM, seconds open sessions get to finish before they are closed")
+      ->check(CLI::NonNegativeNumber);
   proxy->add_option("--socket-mode", po.socket_mode, "permissions of a unix listening socket (octal, default 0666)");
 
   std::string demo_color = "auto";

@@ -43,6 +43,7 @@ int run_proxy(const ProxyCliOptions& o) {
   po.threads = o.threads;
   po.idle_timeout = std::chrono::milliseconds(static_cast<long long>(o.idle_timeout * 1000));
   po.reply_timeout = std::chrono::milliseconds(static_cast<long long>(o.reply_timeout * 1000));
+  po.drain_timeout = std::chrono::milliseconds(static_cast<long long>(o.drain_timeout * 1000));
   po.connect_timeout = std::chrono::milliseconds(static_cast<long long>(o.connect_timeout * 1000));
   try {
     std::size_t used = 0;

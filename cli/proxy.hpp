@@ -10,6 +10,7 @@ struct ProxyCliOptions {
   double idle_timeout = 300;
   double reply_timeout = 0;
   double connect_timeout = 30;
+  double drain_timeout = 10;
   std::string socket_mode = "0666";
 };
 

@@ -185,7 +185,8 @@ void Proxy::start() {
     struct stat st {};
     if (::lstat(opts_.listen.host.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(opts_.listen.host.c_str());
   }
-  acceptor_ = std::make_unique<asio::basic_socket_acceptor<asio::generic::stream_protocol>>(io_);
+  // The acceptor lives on the control strand, so stop() never races an accept.
+  acceptor_ = std::make_unique<asio::basic_socket_acceptor<asio::generic::stream_protocol>>(control_);
   boost::system::error_code ec;
   acceptor_->open(ep->protocol(), ec);
   if (!ec && !opts_.listen.unix_socket) acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
@@ -307,8 +308,7 @@ void Proxy::serve(std::shared_ptr<Conn> c) {
         }
         c->close_sockets();
         c->end();
-        std::lock_guard lock(mu_);
-        live_.erase(c);
+        forget(c);
       },
       [this, c](std::exception_ptr e) {
         if (!e) return;
@@ -318,9 +318,15 @@ void Proxy::serve(std::shared_ptr<Conn> c) {
           if (hooks_.event) hooks_.event(c->id, fmt::format("connection failed: {}", ex.what()));
         }
         c->close_sockets();
-        std::lock_guard lock(mu_);
-        live_.erase(c);
+        forget(c);
       });
+}
+
+void Proxy::forget(const std::shared_ptr<Conn>& c) {
+  std::lock_guard lock(mu_);
+  live_.erase(c);
+  // The last session ended while draining: nothing is left to wait for.
+  if (stopping_ && live_.empty()) asio::post(control_, [this] { drain_.cancel(); });
 }
 
 namespace {
@@ -365,11 +371,20 @@ void Proxy::run() {
 
 void Proxy::stop() {
   stopping_ = true;
-  asio::post(io_, [this] {
+  asio::post(control_, [this] {
     boost::system::error_code ig;
     if (acceptor_) acceptor_->close(ig);
-    std::lock_guard lock(mu_);
-    for (const auto& c : live_) asio::post(c->strand, [c] { c->close_sockets(); });
+    if (draining_) return;
+    draining_ = true;
+    {
+      std::lock_guard lock(mu_);
+      if (live_.empty()) return;
+    }
+    drain_.expires_after(opts_.drain_timeout);
+    drain_.async_wait([this](const boost::system::error_code&) {
+      std::lock_guard lock(mu_);
+      for (const auto& c : live_) asio::post(c->strand, [c] { c->close_sockets(); });
+    });
   });
 }
 

@@ -16,6 +16,8 @@
 #include <boost/asio/basic_socket_acceptor.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 
 #include "engine/checker.hpp"
 #include "proxy/address.hpp"
@@ -36,6 +38,7 @@ struct ProxyOptions {
   std::size_t buffer = 64 * 1024;           // bytes read at a time per direction
   unsigned socket_mode = 0666;              // permissions of a listening unix socket
   bool redact = false;                      // mask message content and AUTH secrets in the recording
+  std::chrono::milliseconds drain_timeout{std::chrono::seconds(10)};  // on stop, for open sessions to end
 };
 
 // What the proxy tells its front end; called from the connection's strand.
@@ -56,7 +59,8 @@ class Proxy {
   void start();
   // Runs the proxy on `threads` threads until stop() and the connections have drained.
   void run();
-  // Stops accepting and closes every connection (their recordings are completed).
+  // Stops accepting; open sessions get drain_timeout to end by themselves, then are
+  // closed (their recordings are completed either way). Safe from any thread.
   void stop();
   // Reopens the recording files (SIGHUP).
   void reopen();
@@ -81,6 +85,11 @@ class Proxy {
   std::mutex mu_;
   std::set<std::shared_ptr<Conn>> live_;
   std::atomic<bool> stopping_{false};
+  // Stopping runs on its own strand: the drain timer is touched only there.
+  boost::asio::strand<boost::asio::io_context::executor_type> control_{boost::asio::make_strand(io_)};
+  boost::asio::steady_timer drain_{control_};
+  bool draining_ = false;
+  void forget(const std::shared_ptr<Conn>& c);
 };
 
 }  // namespace lockstep::proxy

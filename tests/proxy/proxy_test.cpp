@@ -38,6 +38,7 @@ struct RunningProxy {
     o.record = record;
     o.threads = threads;
     o.connect_timeout = std::chrono::seconds(5);
+    o.drain_timeout = std::chrono::milliseconds(200);
     proxy::ProxyHooks h;
     h.finding = [this](const std::string& conn, const Finding& f) {
       std::lock_guard lock(mu);
