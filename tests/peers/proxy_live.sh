@@ -17,8 +17,21 @@ done
 work=$(mktemp -d /tmp/lockstep-proxy-live.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 chmod 755 "$work"
-base=$((30000 + RANDOM % 20000))
-export DOVECOT_PORT=$base CYRUS_PORT=$((base + 1)) SMTP_PORT=$((base + 2)) PROXY_PORT=$((base + 10)) LOCKSTEP=$bin
+# Ports the kernel says are free now (other tests may run beside this one); the proxy
+# uses PROXY_PORT and PROXY_PORT+1.
+read -r p1 p2 p3 p4 < <(python3 -c 'import socket
+ss=[socket.socket() for _ in range(3)]
+for s in ss: s.bind(("127.0.0.1", 0))
+while True:
+    a, b = socket.socket(), socket.socket()
+    a.bind(("127.0.0.1", 0))
+    try:
+        b.bind(("127.0.0.1", a.getsockname()[1] + 1))
+        break
+    except OSError:
+        a.close(); b.close()
+print(*[s.getsockname()[1] for s in ss], a.getsockname()[1])')
+export DOVECOT_PORT=$p1 CYRUS_PORT=$p2 SMTP_PORT=$p3 PROXY_PORT=$p4 LOCKSTEP=$bin
 timeout 300 "$here/smoke.sh" "$work/peers" </dev/null >"$work/smoke.out" 2>&1 || {
   echo "FAIL: deliveries through the proxy"; tail -30 "$work/smoke.out"; for f in "$work"/peers/proxy-*.log; do tail -5 "$f"; done; exit 1; }
 fail=0
