@@ -2,11 +2,14 @@
 
 #include <unistd.h>
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
 #include <mutex>
+#include <utility>
 
 #include "proxy/relay.hpp"
 
@@ -107,6 +110,10 @@ int run_proxy(const ProxyCliOptions& o) {
     std::fflush(stdout);
   };
 
+  std::function<void()> stopped_hook;
+  hooks.stopped = [&] {
+    if (stopped_hook) stopped_hook();
+  };
   proxy::Proxy p(po, hooks);
   try {
     p.start();
@@ -121,21 +128,37 @@ int run_proxy(const ProxyCliOptions& o) {
     fmt::print("{}\n", boost::json::serialize(boost::json::object{{"event", "listening"}, {"listen", p.local_address()},
                                                                   {"upstream", o.upstream}}));
   std::fflush(stdout);
-  // SIGINT/SIGTERM: stop accepting, close the connections, complete the recordings.
-  // SIGHUP: reopen the recording files (log rotation).
-  boost::asio::signal_set stop_signals(p.io(), SIGINT, SIGTERM);
-  boost::asio::signal_set hup(p.io(), SIGHUP);
-  stop_signals.async_wait([&](const boost::system::error_code& ec, int) {
+  // SIGINT/SIGTERM: stop accepting; open sessions get --drain-timeout, and a second
+  // signal closes them now. SIGHUP: reopen the recording files (log rotation). The
+  // signal sets live on one strand; they are cancelled once the proxy has stopped, so
+  // the event loop can end.
+  auto sig_strand = boost::asio::make_strand(p.io());
+  boost::asio::signal_set stop_signals(sig_strand, SIGINT, SIGTERM);
+  boost::asio::signal_set hup(sig_strand, SIGHUP);
+  bool stopping = false;
+  std::function<void(const boost::system::error_code&, int)> on_stop = [&](const boost::system::error_code& ec, int) {
     if (ec) return;
-    hup.cancel();
+    if (std::exchange(stopping, true)) {
+      p.stop_now();
+      return;
+    }
     p.stop();
-  });
+    stop_signals.async_wait(on_stop);
+  };
+  stop_signals.async_wait(on_stop);
   std::function<void(const boost::system::error_code&, int)> on_hup = [&](const boost::system::error_code& ec, int) {
     if (ec) return;
     p.reopen();
     hup.async_wait(on_hup);
   };
   hup.async_wait(on_hup);
+  stopped_hook = [&] {
+    boost::asio::post(sig_strand, [&] {
+      boost::system::error_code ig;
+      stop_signals.cancel(ig);
+      hup.cancel(ig);
+    });
+  };
   p.run();
   return 0;
 }

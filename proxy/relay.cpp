@@ -16,6 +16,8 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <functional>
+#include <utility>
 #include <fmt/format.h>
 
 #include <cstring>
@@ -165,6 +167,9 @@ struct Proxy::Conn {
   Checker checker;
   bool closed_dir[2] = {false, false};
   std::uint64_t client_bytes = 0;  // client octets seen so far (stream offset)
+  asio::steady_timer* watchdog = nullptr;  // the time-limit timer, while it runs
+  std::function<std::chrono::steady_clock::duration()> limit;  // the current time limit
+  bool rearm = false;              // the watchdog was cancelled to take a nearer deadline
   std::chrono::steady_clock::time_point activity = std::chrono::steady_clock::now();
 };
 
@@ -283,12 +288,22 @@ void Proxy::serve(std::shared_ptr<Conn> c) {
             if (c->opts.reply_timeout.count() > 0) return c->opts.reply_timeout;
             return std::chrono::microseconds(owed);
           };
+          c->limit = limit;
           auto idle = [this, c, limit]() -> awaitable<void> {
             asio::steady_timer t(c->strand);
+            c->watchdog = &t;
             for (;;) {
               t.expires_at(c->activity + limit());
-              co_await t.async_wait(use_awaitable);
+              auto [wait_ec] = co_await t.async_wait(tuple_awaitable);
+              if (wait_ec) {
+                // Cut short by a read that shortened the limit: wait again; otherwise the
+                // relay is over and this wait was cancelled.
+                if (std::exchange(c->rearm, false)) continue;
+                c->watchdog = nullptr;
+                co_return;
+              }
               if (std::chrono::steady_clock::now() < c->activity + limit()) continue;
+              c->watchdog = nullptr;
               Session* s = c->checker.session(c->id);
               const bool owed = s && s->reply_wait_minimum() > 0;
               SourceEvent ev;
@@ -349,6 +364,12 @@ awaitable<void> transfer(std::shared_ptr<Proxy::Conn> c, Socket& from, Socket& t
     c->activity = std::chrono::steady_clock::now();
     // The engine sees the bytes in the order the proxy read them, before they go on.
     c->observe(d, std::string_view(buf.data(), n));
+    // A reply that ends the wait for one can shorten the time limit (the idle limit is
+    // shorter than a reply's): move the watchdog's deadline in.
+    if (c->watchdog && c->limit && c->activity + c->limit() < c->watchdog->expiry()) {
+      c->rearm = true;
+      c->watchdog->cancel();
+    }
     auto [wec, wn] = co_await asio::async_write(to, asio::buffer(buf.data(), n), tuple_awaitable);
     if (wec) {
       c->closed(d == Dir::client ? Dir::server : Dir::client);
@@ -378,14 +399,24 @@ void Proxy::stop() {
     draining_ = true;
     {
       std::lock_guard lock(mu_);
-      if (live_.empty()) return;
+      if (live_.empty()) {
+        if (hooks_.stopped) hooks_.stopped();
+        return;
+      }
     }
     drain_.expires_after(opts_.drain_timeout);
     drain_.async_wait([this](const boost::system::error_code&) {
-      std::lock_guard lock(mu_);
-      for (const auto& c : live_) asio::post(c->strand, [c] { c->close_sockets(); });
+      {
+        std::lock_guard lock(mu_);
+        for (const auto& c : live_) asio::post(c->strand, [c] { c->close_sockets(); });
+      }
+      if (hooks_.stopped) hooks_.stopped();
     });
   });
+}
+
+void Proxy::stop_now() {
+  asio::post(control_, [this] { drain_.cancel(); });  // the drain handler closes them all
 }
 
 void Proxy::reopen() {

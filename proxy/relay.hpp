@@ -47,6 +47,7 @@ struct ProxyHooks {
   std::function<void(SessionResult&&)> session;     // a connection ended
   std::function<void(const std::string& conn, const std::string& text)> event;  // opened, upstream errors
   std::function<void(const std::string& conn, const Event&)> trace;  // every engine event (live ladder)
+  std::function<void()> stopped;  // after stop(): the open sessions are ending or closed
 };
 
 class Proxy {
@@ -62,6 +63,8 @@ class Proxy {
   // Stops accepting; open sessions get drain_timeout to end by themselves, then are
   // closed (their recordings are completed either way). Safe from any thread.
   void stop();
+  // After stop(): close the open sessions now instead of waiting for them.
+  void stop_now();
   // Reopens the recording files (SIGHUP).
   void reopen();
   // The address actually bound (with the real port when 0 was asked).

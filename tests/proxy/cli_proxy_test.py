@@ -713,7 +713,6 @@ def test_06_upstream_unreachable():
         check(faults, "the recording has no fault event: %r" % [e.get("ev") for e in evs])
     finally:
         px.stop()
-        srv = None
 
 
 def test_07_idle_timeout():
@@ -723,7 +722,12 @@ def test_07_idle_timeout():
         c = Client(px.address)
         c.expect("220")
         start = time.monotonic()
-        kind, _ = c.read_eof(timeout=5)
+        try:
+            kind, _ = c.read_eof(timeout=5)
+        except TestFailure:
+            raise TestFailure("with --idle-timeout 1 a client silent after the 220 greeting was still connected "
+                              "after 5s (log lines: %r)"
+                              % [e.get("text") for e in px.events() if e.get("event") == "log"])
         secs = time.monotonic() - start
         check(kind in ("eof", "reset"), "unexpected %s" % kind)
         check(0.5 <= secs <= 5, "disconnected after %.2fs, expected about 1s" % secs)
@@ -735,20 +739,47 @@ def test_07_idle_timeout():
         srv.close()
 
 
+_HELP = None
+
+
+def proxy_supports(flag):
+    """Whether this lockstep's `proxy --help` lists a flag."""
+    global _HELP
+    if _HELP is None:
+        p = subprocess.Popen([LOCKSTEP, "proxy", "--help"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT)
+        PROCS.append(p)
+        try:
+            out, _ = p.communicate(timeout=STEP)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, _ = p.communicate()
+        _HELP = out.decode("utf-8", "replace")
+    return flag in _HELP
+
+
+def open_session(px):
+    """A client in the middle of a transaction; returns (client, conn id)."""
+    c = Client(px.address)
+    c.expect("220")
+    c.send("LHLO client.example\r\n")
+    c.expect("250")
+    c.send("MAIL FROM:<a@example.org>\r\n")
+    c.expect("250")
+    open_ev = px.wait_event(lambda e: e.get("event") == "log" and e.get("text", "").startswith("open"),
+                            what="the open log line")
+    return c, open_ev["conn"]
+
+
 def test_08_sigterm():
     srv = LmtpServer()
     rec = tmp_path("sigterm.jsonl")
-    px = Proxy("127.0.0.1:0", srv.address, "--record", rec)
+    # Newer proxies let open sessions finish first (--drain-timeout, 10 s by default):
+    # make that short, the session here never ends by itself.
+    extra = ["--drain-timeout", "1"] if proxy_supports("--drain-timeout") else []
+    px = Proxy("127.0.0.1:0", srv.address, "--record", rec, *extra)
     try:
-        c = Client(px.address)
-        c.expect("220")
-        c.send("LHLO client.example\r\n")
-        c.expect("250")
-        c.send("MAIL FROM:<a@example.org>\r\n")
-        c.expect("250")
-        open_ev = px.wait_event(lambda e: e.get("event") == "log" and e.get("text", "").startswith("open"),
-                                what="the open log line")
-        conn = open_ev["conn"]
+        c, conn = open_session(px)
         start = time.monotonic()
         px.signal(signal.SIGTERM)
         try:
@@ -756,8 +787,8 @@ def test_08_sigterm():
         except subprocess.TimeoutExpired:
             rc = None
         secs = time.monotonic() - start
-        check(rc == 0, "after SIGTERM with an open session the proxy %s"
-              % ("did not exit within 5s" if rc is None else "exited %d" % rc))
+        check(rc == 0, "after SIGTERM with an open session (flags %r) the proxy %s"
+              % (extra, "did not exit within 5s" if rc is None else "exited %d" % rc))
         kind, _ = c.read_eof(timeout=5)
         check(kind in ("eof", "reset"), "the client's connection was not closed")
         c.close()
@@ -768,6 +799,49 @@ def test_08_sigterm():
         check(any(e.get("event") == "session" and e.get("conn") == conn for e in px.events()),
               "no session summary printed for conn %s" % conn)
         check(secs < 5, "took %.1fs" % secs)
+    finally:
+        px.stop()
+        srv.close()
+
+
+def test_08b_sigterm_drain():
+    """With the default drain, a session open at SIGTERM may finish, then the proxy exits."""
+    if not proxy_supports("--drain-timeout"):
+        return  # an older proxy closes at once (test_08)
+    srv = LmtpServer()
+    rec = tmp_path("drain.jsonl")
+    px = Proxy("127.0.0.1:0", srv.address, "--record", rec)
+    try:
+        c, conn = open_session(px)
+        px.signal(signal.SIGTERM)
+        time.sleep(0.3)
+        check(px.p.poll() is None, "the proxy exited at once (rc %s) instead of letting the session finish"
+              % px.p.returncode)
+        c.send("RCPT TO:<b@example.org>\r\n")
+        c.expect("250")
+        c.send("DATA\r\n")
+        c.expect("354")
+        c.send("Subject: x\r\n\r\nbody\r\n.\r\n")
+        c.expect("250")
+        c.send("QUIT\r\n")
+        c.expect("221")
+        kind, _ = c.read_eof(timeout=5)
+        check(kind == "eof", "expected EOF after QUIT, got %s" % kind)
+        c.close()
+        ended = time.monotonic()
+        try:
+            rc = px.p.wait(5)
+        except subprocess.TimeoutExpired:
+            rc = None
+        check(rc == 0, "after the last session ended during the drain the proxy %s"
+              % ("did not exit within 5s" if rc is None else "exited %d" % rc))
+        check(time.monotonic() - ended < 3, "the proxy waited %.1fs after the last session ended"
+              % (time.monotonic() - ended))
+        evs = read_recording(rec)
+        check(evs[-1].get("ev") == "end" and evs[-1].get("conn") == conn, "the recording ends with %r" % evs[-1])
+        px.t_out.join(5)
+        sess = [e for e in px.events() if e.get("event") == "session" and e.get("conn") == conn]
+        check(sess and sess[0].get("errors") == 0, "the drained session: %r" % sess)
     finally:
         px.stop()
         srv.close()
@@ -910,14 +984,22 @@ def test_12_backpressure():
         c.expect("354")
         start = time.monotonic()
         c.s.settimeout(60)
+        sc = srv.wait_conn(0)
         c.send(content + b".\r\n")  # one sendall: the kernel and the proxy must hold it back
+        # With backpressure the sendall returns only once the slow server has taken most of
+        # the content: what is still in flight fits in the socket buffers (about 0.8 MB
+        # here) and the proxy's 64 KB. A proxy that read everything into memory would let
+        # it return at once, with the server still near the start.
+        taken = len(sc.received)
+        check(taken >= len(content) // 4,
+              "the client's 2 MB sendall returned when the server had read only %d bytes: the proxy "
+              "buffers instead of holding the client back" % taken)
         c.expect("250", timeout=60)
         secs = time.monotonic() - start
         c.send("QUIT\r\n")
         c.expect("221")
         c.read_eof()
         c.close()
-        sc = srv.wait_conn(0)
         check(sc.done.wait(STEP), "the upstream connection did not end")
         check(len(sc.contents) == 1, "the server got %d messages" % len(sc.contents))
         got = sc.contents[0]
@@ -941,6 +1023,7 @@ CASES = [
     test_06_upstream_unreachable,
     test_07_idle_timeout,
     test_08_sigterm,
+    test_08b_sigterm_drain,
     test_09_sighup_rotation,
     test_10_unix_sockets,
     test_11_text_and_quiet,
