@@ -11,20 +11,10 @@
 #include <mutex>
 #include <utility>
 
+#include "cli/report.hpp"
 #include "proxy/relay.hpp"
 
 namespace lockstep::cli {
-
-namespace {
-std::string_view mark(Severity s) {
-  switch (s) {
-    case Severity::error: return "✗";
-    case Severity::warning: return "!";
-    case Severity::note: return "·";
-  }
-  return " ";
-}
-}  // namespace
 
 int run_proxy(const ProxyCliOptions& o) {
   std::string err;
@@ -75,8 +65,8 @@ int run_proxy(const ProxyCliOptions& o) {
                             {"proof", to_string(f.proof)}};
       fmt::print("{}\n", boost::json::serialize(j));
     } else {
-      const std::string_view c = f.severity == Severity::error ? "1;31" : (f.severity == Severity::warning ? "33" : "36");
-      fmt::print("[conn {}] {} {}: {}\n", conn, paint(c, fmt::format("{} {}", mark(f.severity), f.rule->id)),
+      fmt::print("[conn {}] {} {}: {}\n", conn,
+                 paint(severity_color(f.severity), fmt::format("{} {}", severity_mark(f.severity), f.rule->id)),
                  to_string(f.severity), f.explanation);
     }
     std::fflush(stdout);

@@ -15,22 +15,6 @@ struct Paint {
   }
 };
 
-std::string_view mark(Severity s) {
-  switch (s) {
-    case Severity::error: return "✗";
-    case Severity::warning: return "!";
-    case Severity::note: return "·";
-  }
-  return " ";
-}
-std::string_view sev_color(Severity s) {
-  switch (s) {
-    case Severity::error: return "1;31";
-    case Severity::warning: return "33";
-    case Severity::note: return "36";
-  }
-  return "0";
-}
 
 std::string clip(std::string s, std::size_t n) {
   if (s.size() > n) s = s.substr(0, n - 3) + "...";
@@ -59,6 +43,24 @@ std::string session_title(const SessionResult& r) {
   return t;
 }
 }  // namespace
+
+std::string_view severity_mark(Severity s) {
+  switch (s) {
+    case Severity::error: return "✗";
+    case Severity::warning: return "!";
+    case Severity::note: return "·";
+  }
+  return " ";
+}
+
+std::string_view severity_color(Severity s) {
+  switch (s) {
+    case Severity::error: return "1;31";
+    case Severity::warning: return "33";
+    case Severity::note: return "36";
+  }
+  return "0";
+}
 
 void Totals::add(const SessionResult& r) {
   ++sessions;
@@ -103,7 +105,7 @@ void write_text_session(std::FILE* out, const SessionResult& r, const TextOption
         auto it = by_id.find(id);
         if (it == by_id.end() || it->second->severity < o.min_severity) continue;
         const Finding& f = *it->second;
-        fmt::print(out, "      {} {}\n", p(sev_color(f.severity), fmt::format("{} #{} {}", mark(f.severity), f.id, f.rule->id)),
+        fmt::print(out, "      {} {}\n", p(severity_color(f.severity), fmt::format("{} #{} {}", severity_mark(f.severity), f.id, f.rule->id)),
                    "");
       }
     }
@@ -116,7 +118,7 @@ void write_text_session(std::FILE* out, const SessionResult& r, const TextOption
     std::string where = f.offset || !f.bytes.empty() ? fmt::format(" {} offset {}", to_string(f.stream), f.offset) : "";
     std::string proof = f.proof != Proof::none ? fmt::format(" [proof: {}]", to_string(f.proof)) : "";
     std::string cause = f.cause ? fmt::format(" (follows from #{})", f.cause) : "";
-    fmt::print(out, "   {} {} {}{}{}{}\n", p(sev_color(f.severity), fmt::format("{} #{} {:<7}", mark(f.severity), f.id, to_string(f.severity))),
+    fmt::print(out, "   {} {} {}{}{}{}\n", p(severity_color(f.severity), fmt::format("{} #{} {:<7}", severity_mark(f.severity), f.id, to_string(f.severity))),
                p("1", std::string(f.rule->id)), fmt::format("({})", to_string(f.side)), where, proof, cause);
     fmt::print(out, "        {}\n", f.explanation);
     if (!f.bytes.empty()) fmt::print(out, "        bytes: {}\n", f.bytes);

@@ -8,6 +8,10 @@
 
 namespace lockstep::cli {
 
+// The mark and ANSI colour of a severity in text output.
+std::string_view severity_mark(Severity s);
+std::string_view severity_color(Severity s);
+
 struct TextOptions {
   bool color = false;
   enum class Ladder { all, problems, none } ladder = Ladder::problems;

@@ -30,7 +30,8 @@ namespace {
 // A proxy on its own thread, with everything it reports collected.
 struct RunningProxy {
   explicit RunningProxy(const std::string& upstream, const std::string& record = {},
-                        const std::string& listen = "127.0.0.1:0", unsigned threads = 1) {
+                        const std::string& listen = "127.0.0.1:0", unsigned threads = 1,
+                        const std::function<void(proxy::ProxyOptions&)>& tweak = {}) {
     std::string err;
     proxy::ProxyOptions o;
     o.listen = proxy::parse_address(listen, err).value();
@@ -39,6 +40,7 @@ struct RunningProxy {
     o.threads = threads;
     o.connect_timeout = std::chrono::seconds(5);
     o.drain_timeout = std::chrono::milliseconds(200);
+    if (tweak) tweak(o);
     proxy::ProxyHooks h;
     h.finding = [this](const std::string& conn, const Finding& f) {
       std::lock_guard lock(mu);
@@ -319,16 +321,9 @@ TEST_CASE("with redaction the proxy masks message content in the recording, keep
   const std::string rec = temp_path("redact.jsonl");
   std::filesystem::remove(rec);
   {
-    std::string err;
-    proxy::ProxyOptions o;
-    o.listen = proxy::parse_address("127.0.0.1:0", err).value();
-    o.upstream = proxy::parse_address("127.0.0.1:" + std::to_string(server.port()), err).value();
-    o.record = rec;
-    o.redact = true;
-    proxy::Proxy p(o, {});
-    p.start();
-    std::thread t([&] { p.run(); });
-    const auto port = static_cast<unsigned short>(std::stoi(p.local_address().substr(p.local_address().rfind(':') + 1)));
+    RunningProxy px("127.0.0.1:" + std::to_string(server.port()), rec, "127.0.0.1:0", 1,
+                    [](proxy::ProxyOptions& o) { o.redact = true; });
+    const auto port = px.port();
     asio::io_context io;
     tcp::socket s(io);
     s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
@@ -342,9 +337,8 @@ TEST_CASE("with redaction the proxy masks message content in the recording, keep
     asio::write(s, asio::buffer(std::string("..dotted secret\r\nmore secret text\r\n.\r\nQUIT\r\n")));
     read_until(s, buf, "221 2.0.0 bye\r\n");
     s.close();
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    p.stop();
-    t.join();
+    for (int i = 0; i < 200 && px.session_count() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    px.stop();
   }
   // The server got the real bytes; the recording has none of the secret.
   CHECK(server.received().at(0).find("the secret plan") != std::string::npos);
@@ -379,22 +373,9 @@ TEST_CASE("a server that keeps its end-of-data reply back times out with PIPE-3.
   std::filesystem::remove(rec);
   std::vector<std::string> live;
   {
-    std::string err;
-    proxy::ProxyOptions o;
-    o.listen = proxy::parse_address("127.0.0.1:0", err).value();
-    o.upstream = proxy::parse_address("127.0.0.1:" + std::to_string(server.port()), err).value();
-    o.record = rec;
-    o.reply_timeout = std::chrono::milliseconds(300);
-    std::mutex mu;
-    proxy::ProxyHooks h;
-    h.finding = [&](const std::string&, const Finding& f) {
-      std::lock_guard lock(mu);
-      live.push_back(std::string(f.rule->id));
-    };
-    proxy::Proxy p(o, h);
-    p.start();
-    std::thread t([&] { p.run(); });
-    const auto port = static_cast<unsigned short>(std::stoi(p.local_address().substr(p.local_address().rfind(':') + 1)));
+    RunningProxy px("127.0.0.1:" + std::to_string(server.port()), rec, "127.0.0.1:0", 1,
+                    [](proxy::ProxyOptions& o) { o.reply_timeout = std::chrono::milliseconds(300); });
+    const auto port = px.port();
     asio::io_context io;
     tcp::socket s(io);
     s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
@@ -412,9 +393,9 @@ TEST_CASE("a server that keeps its end-of-data reply back times out with PIPE-3.
     s.read_some(asio::buffer(&c, 1), ec);
     CHECK(ec);
     CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    p.stop();
-    t.join();
+    for (int i = 0; i < 200 && px.session_count() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    px.stop();
+    for (const auto& [conn, f] : px.live) live.push_back(std::string(f.rule->id));
   }
   CHECK(std::find(live.begin(), live.end(), "PIPE-3.2-FLUSH-WHEN-IDLE") != live.end());
   bool offline = false;
