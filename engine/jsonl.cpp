@@ -10,12 +10,6 @@
 namespace lockstep {
 
 namespace {
-// 1 for octets that need escaping inside a JSON string.
-constexpr std::array<std::uint8_t, 256> kEscape = [] {
-  std::array<std::uint8_t, 256> t{};
-  for (int c = 0; c < 256; ++c) t[static_cast<std::size_t>(c)] = (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') ? 1 : 0;
-  return t;
-}();
 constexpr char kHex[] = "0123456789abcdef";
 
 std::string head(Time t, std::string_view conn, std::string_view ev) {
@@ -31,8 +25,7 @@ std::string head(Time t, std::string_view conn, std::string_view ev) {
 void json_escape_bytes(std::string& out, std::string_view b) {
   std::size_t i = 0;
   while (i < b.size()) {
-    std::size_t j = i;
-    while (j < b.size() && !kEscape[static_cast<unsigned char>(b[j])]) ++j;
+    const std::size_t j = static_cast<std::size_t>(simd::find_json_special(b.data() + i, b.data() + b.size()) - b.data());
     out.append(b.data() + i, j - i);
     if (j >= b.size()) break;
     const auto c = static_cast<unsigned char>(b[j]);

@@ -51,6 +51,32 @@ inline const char* copy_until_quote_or_backslash(const char* p, const char* end,
   return p;
 }
 
+// The first octet in [p, end) that a JSON string must escape: below 0x20, 0x7f and up,
+// '"' or '\\'; end when there is none.
+inline const char* find_json_special(const char* p, const char* end) {
+#if defined(__SSE2__)
+  const __m128i q = _mm_set1_epi8('"');
+  const __m128i b = _mm_set1_epi8('\\');
+  const __m128i lo = _mm_set1_epi8(0x1f);   // signed compare: octets >= 0x80 are negative
+  const __m128i del = _mm_set1_epi8(0x7f);
+  while (end - p >= 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i special = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, q), _mm_cmpeq_epi8(v, b)),
+                                         _mm_or_si128(_mm_cmpgt_epi8(_mm_add_epi8(lo, _mm_set1_epi8(1)), v),
+                                                      _mm_cmpeq_epi8(v, del)));
+    const int m = _mm_movemask_epi8(special);
+    if (m) return p + __builtin_ctz(static_cast<unsigned>(m));
+    p += 16;
+  }
+#endif
+  while (p < end) {
+    const auto c = static_cast<unsigned char>(*p);
+    if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') return p;
+    ++p;
+  }
+  return p;
+}
+
 struct TextScan {
   bool clean = true;   // no NUL, every CR followed by LF and every LF preceded by CR
   bool high = false;   // an octet >= 0x80

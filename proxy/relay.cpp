@@ -76,7 +76,7 @@ struct Proxy::Conn {
             [&hooks](SessionResult&& r) {
               if (hooks.session) hooks.session(std::move(r));
             },
-            CheckerLimits{2000, 500, 60, o.redact}) {
+            CheckerLimits{0, 100, 60, o.redact}) {  // no ladder: memory per connection stays small
     if (hooks.finding) checker.on_finding(hooks.finding);
     if (hooks.trace) checker.on_event(hooks.trace);
   }
@@ -281,11 +281,13 @@ void Proxy::serve(std::shared_ptr<Conn> c) {
           if (!opts_.upstream.unix_socket) set_nodelay(c->upstream);
           if (!opts_.listen.unix_socket) set_nodelay(c->client);
           // Time limits: for the client's next command, or for a reply it is owed.
-          auto limit = [c]() -> std::chrono::steady_clock::duration {
-            Session* s = c->checker.session(c->id);
+          // A plain pointer: the connection keeps this function, so a shared_ptr here
+          // would keep the connection alive for ever.
+          auto limit = [self = c.get()]() -> std::chrono::steady_clock::duration {
+            Session* s = self->checker.session(self->id);
             const Time owed = s ? s->reply_wait_minimum() : 0;
-            if (owed == 0) return c->opts.idle_timeout;
-            if (c->opts.reply_timeout.count() > 0) return c->opts.reply_timeout;
+            if (owed == 0) return self->opts.idle_timeout;
+            if (self->opts.reply_timeout.count() > 0) return self->opts.reply_timeout;
             return std::chrono::microseconds(owed);
           };
           c->limit = limit;
