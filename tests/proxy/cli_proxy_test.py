@@ -639,21 +639,32 @@ def test_03_stray_reply():
         srv.close()
 
 
+def open_to_354(c, pipelined):
+    """Greeting, LHLO and one transaction up to the 354, the commands one by one or
+    pipelined as one group."""
+    c.expect("220")
+    c.send("LHLO client.example\r\n")
+    c.expect("250")
+    if pipelined:
+        c.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n")
+        c.expect("250")
+        c.expect("250")
+    else:
+        c.send("MAIL FROM:<a@example.org>\r\n")
+        c.expect("250")
+        c.send("RCPT TO:<b@example.org>\r\n")
+        c.expect("250")
+        c.send("DATA\r\n")
+    c.expect("354")
+
+
 def test_04_upstream_vanishes():
     srv = LmtpServer(close_after_354=True)
     rec = tmp_path("vanish.jsonl")
     px = Proxy("127.0.0.1:0", srv.address, "--record", rec)
     try:
         c = Client(px.address)
-        c.expect("220")
-        c.send("LHLO client.example\r\n")
-        c.expect("250")
-        c.send("MAIL FROM:<a@example.org>\r\n")
-        c.expect("250")
-        c.send("RCPT TO:<b@example.org>\r\n")
-        c.expect("250")
-        c.send("DATA\r\n")
-        c.expect("354")
+        open_to_354(c, pipelined=False)
         kind, secs = c.read_eof(timeout=5)
         check(kind == "eof", "the client saw %s; the upstream closed cleanly, so EOF was expected" % kind)
         check(c.buf == b"", "unexpected bytes before EOF: %r" % bytes(c.buf))
@@ -674,13 +685,7 @@ def test_05_upstream_reset():
     px = Proxy("127.0.0.1:0", srv.address, "--record", rec)
     try:
         c = Client(px.address)
-        c.expect("220")
-        c.send("LHLO client.example\r\n")
-        c.expect("250")
-        c.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n")
-        c.expect("250")
-        c.expect("250")
-        c.expect("354")
+        open_to_354(c, pipelined=True)
         kind, secs = c.read_eof(timeout=5)
         check(kind in ("eof", "reset"), "unexpected %s" % kind)
         check(secs < 5, "took %.1fs" % secs)
