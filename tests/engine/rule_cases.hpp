@@ -35,6 +35,10 @@ std::vector<std::string> txn(std::vector<std::string> rest, const std::string& c
 std::vector<std::string> txn2(std::vector<std::string> rest);
 // `rest` after MAIL, one accepted RCPT, DATA and its 354.
 std::vector<std::string> data(std::vector<std::string> rest);
+// A complete AUTH LOGIN exchange (two 334 challenges, 235) after the LHLO advertising
+// AUTH, then `rest`.
+inline constexpr const char* kAuthCapsList = "PIPELINING,ENHANCEDSTATUSCODES,8BITMIME,AUTH PLAIN LOGIN";
+std::vector<std::string> auth_login(std::vector<std::string> rest);
 // Options for a source without the order of the two streams.
 SessionOptions unordered();
 

@@ -27,6 +27,13 @@ std::vector<std::string> data(std::vector<std::string> rest) {
   return txn(v);
 }
 
+std::vector<std::string> auth_login(std::vector<std::string> rest) {
+  std::vector<std::string> v{"C: AUTH LOGIN", "S: 334 VXNlcm5hbWU6", "C: ZnJlZA==", "S: 334 UGFzc3dvcmQ6",
+                             "C: c2VjcmV0", "S: 235 2.7.0 authenticated"};
+  v.insert(v.end(), rest.begin(), rest.end());
+  return hello(v, kAuthCapsList);
+}
+
 SessionOptions unordered() {
   SessionOptions o;
   o.ordered = false;

@@ -93,6 +93,19 @@ void write_split(tcp::socket& s, const std::string& data, std::mt19937& rng) {
   }
 }
 
+// Connects through the proxy and goes as far as the 354 of one transaction to
+// alice@lab.test; `buf` keeps what was read beyond.
+tcp::socket open_to_354(asio::io_context& io, unsigned short port, std::string& buf) {
+  tcp::socket s(io);
+  s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+  read_until(s, buf, "\r\n");
+  asio::write(s, asio::buffer(std::string("LHLO c\r\n")));
+  read_until(s, buf, "250 SIZE\r\n");
+  asio::write(s, asio::buffer(std::string("MAIL FROM:<a@b>\r\nRCPT TO:<alice@lab.test>\r\nDATA\r\n")));
+  read_until(s, buf, "354 go ahead\r\n");
+  return s;
+}
+
 std::vector<std::string> offline_rules(const std::string& recording) {
   std::string err;
   auto src = open_source(recording, "auto", err);
@@ -169,14 +182,8 @@ TEST_CASE("a stray reply gives the same findings live and from the recording", "
   {
     RunningProxy px("127.0.0.1:" + std::to_string(server.port()), rec);
     asio::io_context io;
-    tcp::socket s(io);
-    s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), px.port()));
     std::string buf;
-    read_until(s, buf, "\r\n");
-    asio::write(s, asio::buffer(std::string("LHLO c\r\n")));
-    read_until(s, buf, "250 SIZE\r\n");
-    asio::write(s, asio::buffer(std::string("MAIL FROM:<a@b>\r\nRCPT TO:<alice@lab.test>\r\nDATA\r\n")));
-    read_until(s, buf, "354 go ahead\r\n");
+    tcp::socket s = open_to_354(io, px.port(), buf);
     asio::write(s, asio::buffer(std::string("hi\r\n.\r\n")));
     read_until(s, buf, "250 2.0.0 ok\r\n");  // after the stray 350
     asio::write(s, asio::buffer(std::string("QUIT\r\n")));
@@ -323,16 +330,9 @@ TEST_CASE("with redaction the proxy masks message content in the recording, keep
   {
     RunningProxy px("127.0.0.1:" + std::to_string(server.port()), rec, "127.0.0.1:0", 1,
                     [](proxy::ProxyOptions& o) { o.redact = true; });
-    const auto port = px.port();
     asio::io_context io;
-    tcp::socket s(io);
-    s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
     std::string buf;
-    read_until(s, buf, "\r\n");
-    asio::write(s, asio::buffer(std::string("LHLO c\r\n")));
-    read_until(s, buf, "250 SIZE\r\n");
-    asio::write(s, asio::buffer(std::string("MAIL FROM:<a@b>\r\nRCPT TO:<alice@lab.test>\r\nDATA\r\n")));
-    read_until(s, buf, "354 go ahead\r\n");
+    tcp::socket s = open_to_354(io, px.port(), buf);
     asio::write(s, asio::buffer(std::string("Subject: the secret plan\r\n")));
     asio::write(s, asio::buffer(std::string("..dotted secret\r\nmore secret text\r\n.\r\nQUIT\r\n")));
     read_until(s, buf, "221 2.0.0 bye\r\n");
@@ -375,16 +375,9 @@ TEST_CASE("a server that keeps its end-of-data reply back times out with PIPE-3.
   {
     RunningProxy px("127.0.0.1:" + std::to_string(server.port()), rec, "127.0.0.1:0", 1,
                     [](proxy::ProxyOptions& o) { o.reply_timeout = std::chrono::milliseconds(300); });
-    const auto port = px.port();
     asio::io_context io;
-    tcp::socket s(io);
-    s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
     std::string buf;
-    read_until(s, buf, "\r\n");
-    asio::write(s, asio::buffer(std::string("LHLO c\r\n")));
-    read_until(s, buf, "250 SIZE\r\n");
-    asio::write(s, asio::buffer(std::string("MAIL FROM:<a@b>\r\nRCPT TO:<alice@lab.test>\r\nDATA\r\n")));
-    read_until(s, buf, "354 go ahead\r\n");
+    tcp::socket s = open_to_354(io, px.port(), buf);
     asio::write(s, asio::buffer(std::string("hello\r\n.\r\n")));
     // The proxy gives up after 0.3 s and closes the connection.
     boost::system::error_code ec;
