@@ -62,6 +62,12 @@ int main(int argc, char** argv) {
                     "on SIGINT/SIGTERM, seconds open sessions get to finish before they are closed")
       ->check(CLI::NonNegativeNumber);
   proxy->add_option("--socket-mode", po.socket_mode, "permissions of a unix listening socket (octal, default 0666)");
+  proxy->add_option("--fault", po.faults, "inject a fault: ACTION@WHERE[,KEY=VALUE...] or a preset (see lockstep faults)");
+  proxy->add_option("--seed", po.seed, "seed of the faults' random choices (default: drawn and printed)");
+  proxy->add_option("--control", po.control, "serve the HTTP control API on host:port (loopback unless a token is set)");
+  proxy->add_option("--control-token", po.control_token, "bearer token the control API requires");
+
+  auto* faults = app.add_subcommand("faults", "list the fault actions, positions and incident presets");
 
   std::string demo_color = "auto";
   auto* demo = app.add_subcommand("demo", "a live demo: client -> lockstep proxy -> a server leaking a stray reply");
@@ -82,6 +88,7 @@ int main(int argc, char** argv) {
     if (*check) return lockstep::cli::run_check(co);
     if (*rules) return run_rules(markdown, unchecked);
     if (*proxy) return lockstep::cli::run_proxy(po);
+    if (*faults) return lockstep::cli::run_faults_help();
     if (*demo) return lockstep::cli::run_demo(demo_color == "always" || (demo_color == "auto" && isatty(STDOUT_FILENO)));
   } catch (const std::exception& e) {
     fmt::print(stderr, "lockstep: {}\n", e.what());

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "cli/report.hpp"
+#include "proxy/control.hpp"
 #include "proxy/relay.hpp"
 
 namespace lockstep::cli {
@@ -29,6 +30,20 @@ int run_proxy(const ProxyCliOptions& o) {
     return 2;
   }
   proxy::ProxyOptions po;
+  for (const auto& text : o.faults) {
+    auto f = proxy::parse_fault(text, err);
+    if (!f) {
+      fmt::print(stderr, "lockstep proxy: {}\n", err);
+      return 2;
+    }
+    for (const auto& g : po.faults)
+      if (g.name == f->name) {
+        fmt::print(stderr, "lockstep proxy: two faults are named '{}': give one a name (NAME=...)\n", f->name);
+        return 2;
+      }
+    po.faults.push_back(std::move(*f));
+  }
+  po.seed = o.seed;
   po.listen = *listen;
   po.upstream = *upstream;
   po.record = o.record;
@@ -62,12 +77,12 @@ int run_proxy(const ProxyCliOptions& o) {
                             {"severity", to_string(f.severity)}, {"side", to_string(f.side)},
                             {"explanation", f.explanation}, {"bytes", f.bytes}, {"stream", to_string(f.stream)},
                             {"offset", f.offset}, {"command", f.command}, {"time_us", f.time},
-                            {"proof", to_string(f.proof)}};
+                            {"proof", to_string(f.proof)}, {"injected", f.injected}};
       fmt::print("{}\n", boost::json::serialize(j));
     } else {
-      fmt::print("[conn {}] {} {}: {}\n", conn,
+      fmt::print("[conn {}] {} {}{}: {}\n", conn,
                  paint(severity_color(f.severity), fmt::format("{} {}", severity_mark(f.severity), f.rule->id)),
-                 to_string(f.severity), f.explanation);
+                 to_string(f.severity), f.injected ? paint("36", " (injected by lockstep)") : "", f.explanation);
     }
     std::fflush(stdout);
   };
@@ -105,18 +120,25 @@ int run_proxy(const ProxyCliOptions& o) {
     if (stopped_hook) stopped_hook();
   };
   proxy::Proxy p(po, hooks);
+  std::unique_ptr<proxy::ControlServer> control;
   try {
     p.start();
+    if (!o.control.empty()) control = std::make_unique<proxy::ControlServer>(p.io(), p, o.control, o.control_token);
   } catch (const std::exception& e) {
     fmt::print(stderr, "lockstep proxy: {}\n", e.what());
     return 2;
   }
-  if (!json)
+  if (!json) {
     fmt::print(stderr, "lockstep proxy: listening on {}, relaying to {}{}\n", p.local_address(), o.upstream,
                o.record.empty() ? "" : fmt::format(", recording to {}", o.record));
-  else
-    fmt::print("{}\n", boost::json::serialize(boost::json::object{{"event", "listening"}, {"listen", p.local_address()},
-                                                                  {"upstream", o.upstream}}));
+    for (const auto& f : po.faults) fmt::print(stderr, "lockstep proxy: fault {}: {}\n", f.name, proxy::describe(f));
+    if (!po.faults.empty() || control) fmt::print(stderr, "lockstep proxy: seed {} (--seed {} replays the choices)\n", p.seed(), p.seed());
+    if (control) fmt::print(stderr, "lockstep proxy: control API on http://{}/\n", control->local_address());
+  } else {
+    boost::json::object j{{"event", "listening"}, {"listen", p.local_address()}, {"upstream", o.upstream}, {"seed", p.seed()}};
+    if (control) j["control"] = control->local_address();
+    fmt::print("{}\n", boost::json::serialize(j));
+  }
   std::fflush(stdout);
   // SIGINT/SIGTERM: stop accepting; open sessions get --drain-timeout, and a second
   // signal closes them now. SIGHUP: reopen the recording files (log rotation). The
@@ -143,6 +165,7 @@ int run_proxy(const ProxyCliOptions& o) {
   };
   hup.async_wait(on_hup);
   stopped_hook = [&] {
+    if (control) control->stop();
     boost::asio::post(sig_strand, [&] {
       boost::system::error_code ig;
       stop_signals.cancel(ig);
@@ -150,6 +173,38 @@ int run_proxy(const ProxyCliOptions& o) {
     });
   };
   p.run();
+  return 0;
+}
+
+}  // namespace lockstep::cli
+
+namespace lockstep::cli {
+
+int run_faults_help() {
+  fmt::print(
+      "A fault: [NAME=]ACTION@WHERE[,KEY=VALUE...]  or  PRESET[,KEY=VALUE...]\n\n"
+      "WHERE   greeting            the greeting\n"
+      "        VERB[#N[+]]         the reply to the (Nth, Nth and later) command of a verb: lhlo, mail, rcpt, data, bdat, ...\n"
+      "                            (the command itself for the client-side actions)\n"
+      "        any[#N[+]]          the reply to the Nth command of any verb\n"
+      "        eod[#K[+]]          the Kth per-recipient reply after end of data or BDAT LAST\n"
+      "        content             the message content (client side)\n"
+      "        data+N              after N octets of content (close, reset, delay)\n\n"
+      "ACTION  on replies:  inject, inject-after (text=), replace (code=, text=), drop, dup, swap, split (line=),\n"
+      "                     delay (ms=, jitter=), fragment (size=), coalesce, close, reset, shutdown\n"
+      "        on commands: bare-lf, bare-cr, long-line (len=), after-quit (text=), pipeline-body (data),\n"
+      "                     smuggle (content; variant=lflf|crcr|crlf|lfcr|lfcrlf|crlflf|crcrlf|crlfcr, text=)\n"
+      "        both:        delay, fragment, close, reset (dir=c for a command position)\n\n"
+      "KEYS    line=N (a line of a multi-line reply), txn=N (the Nth end of data), conn=N, every=N, p=0.25,\n"
+      "        times=N (per connection); text= lines are separated by \\n; quote values with commas\n\n"
+      "PRESETS\n");
+  for (const auto& p : proxy::fault_presets()) fmt::print("  {:<26} {}\n  {:<26} {}\n", p.name, p.spec, "", p.incident);
+  fmt::print("\nExamples\n"
+             "  --fault cyrus-lockers\n"
+             "  --fault 'inject@eod#1,text=350 lockers,conn=2'\n"
+             "  --fault 'replace@eod#2,code=452,text=4.2.2 Mailbox full'\n"
+             "  --fault 'delay@rcpt,ms=200,jitter=100,p=0.1'\n"
+             "  --fault 'smuggle@content,variant=lflf,text=RSET'\n");
   return 0;
 }
 

@@ -1,5 +1,7 @@
 #pragma once
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace lockstep::cli {
 
@@ -12,7 +14,13 @@ struct ProxyCliOptions {
   double connect_timeout = 30;
   double drain_timeout = 10;
   std::string socket_mode = "0666";
+  std::vector<std::string> faults;   // --fault, each parsed by parse_fault
+  std::uint64_t seed = 0;            // 0: drawn at start and printed
+  std::string control, control_token;
 };
+
+// `lockstep faults`: the syntax, the actions and the presets.
+int run_faults_help();
 
 // Runs `lockstep proxy` until SIGINT/SIGTERM; returns the exit code (2 on bad flags or
 // when it cannot listen).

@@ -118,6 +118,7 @@ void write_text_session(std::FILE* out, const SessionResult& r, const TextOption
     std::string where = f.offset || !f.bytes.empty() ? fmt::format(" {} offset {}", to_string(f.stream), f.offset) : "";
     std::string proof = f.proof != Proof::none ? fmt::format(" [proof: {}]", to_string(f.proof)) : "";
     std::string cause = f.cause ? fmt::format(" (follows from #{})", f.cause) : "";
+    if (f.injected) cause += p("36", " [injected by lockstep]");
     fmt::print(out, "   {} {} {}{}{}{}\n", p(severity_color(f.severity), fmt::format("{} #{} {:<7}", severity_mark(f.severity), f.id, to_string(f.severity))),
                p("1", std::string(f.rule->id)), fmt::format("({})", to_string(f.side)), where, proof, cause);
     fmt::print(out, "        {}\n", f.explanation);
@@ -166,6 +167,11 @@ std::string json_session(const SessionResult& r) {
   o["notes"] = r.notes;
   o["desynced"] = r.desynced;
   o["final_state"] = r.final_state;
+  if (!r.faults.empty()) {
+    json::array fa;
+    for (const auto& f : r.faults) fa.push_back(json::string(f));
+    o["faults"] = std::move(fa);
+  }
   json::array fs;
   for (const auto& f : r.findings) {
     json::object j;
@@ -182,6 +188,7 @@ std::string json_session(const SessionResult& r) {
     j["time_us"] = f.time;
     j["proof"] = to_string(f.proof);
     if (f.cause) j["cause"] = f.cause;
+    if (f.injected) j["injected"] = true;
     fs.push_back(std::move(j));
   }
   o["findings"] = std::move(fs);

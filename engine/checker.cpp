@@ -2,6 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <deque>
+#include <set>
+
 namespace lockstep {
 
 struct Checker::Run {
@@ -10,6 +14,21 @@ struct Checker::Run {
   Session session;
   SessionResult result;
   std::map<std::uint64_t, std::size_t> reply_entry;  // reply index -> ladder entry
+  // What lockstep injected (proxy faults): stream ranges, and the findings about them.
+  struct Injected { Dir dir; std::uint64_t begin, end; };
+  std::deque<Injected> injected;
+  std::set<std::uint32_t> injected_ids;
+  bool is_injected(const Finding& f) const {
+    if (f.cause != 0 && injected_ids.count(f.cause)) return true;
+    if (!f.located) return false;
+    for (const auto& r : injected) {
+      if (r.dir != f.stream) continue;
+      // A removal (empty range) marks the bytes that took the removed ones' place.
+      if (r.begin == r.end ? f.offset == r.begin : f.offset < r.end && f.offset + std::max<std::uint64_t>(f.length, 1) > r.begin)
+        return true;
+    }
+    return false;
+  }
 };
 
 Checker::Checker(SourceInfo info, std::string name, Sink sink, CheckerLimits limits)
@@ -74,6 +93,10 @@ void Checker::on(const SourceEvent& ev) {
     case K::fault: {
       Run& r = run(ev.conn, ev.time);
       r.result.faults.push_back(ev.bytes);
+      if (ev.located) {
+        r.injected.push_back({ev.dir, ev.offset, ev.offset + ev.length});
+        if (r.injected.size() > 256) r.injected.pop_front();
+      }
       break;
     }
   }
@@ -90,6 +113,10 @@ void Checker::drain(Run& run) {
     return &res.ladder.back();
   };
   while (auto ev = run.session.next()) {
+    if (auto* f = std::get_if<Finding>(&*ev); f && !run.injected.empty() && run.is_injected(*f)) {
+      f->injected = true;
+      if (run.injected_ids.size() < 4096) run.injected_ids.insert(f->id);
+    }
     if (on_event_) on_event_(res.conn, *ev);
     std::visit(
         [&](auto& e) {

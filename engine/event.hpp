@@ -7,6 +7,7 @@
 #include <variant>
 
 #include "engine/command.hpp"
+#include "engine/fit.hpp"
 #include "engine/reply.hpp"
 #include "engine/rules.hpp"
 
@@ -36,6 +37,7 @@ struct Finding {
   Proof proof = Proof::none;
   std::string explanation;
   std::uint32_t cause = 0;         // id of the root finding this one follows from (0: none)
+  bool injected = false;           // about bytes lockstep injected, or follows from such a finding
 };
 
 struct CommandEvent { std::shared_ptr<const Command> command; };
@@ -52,6 +54,12 @@ struct PairEvent {
   std::uint64_t reply_index = 0;
   std::string slot;               // label of the slot, empty when unpaired (surplus)
   std::string reply;              // the reply's summary
+  // The slot's position, for the fault stages: its kind, the command's verb and index
+  // (UINT32_MAX for the greeting and per-recipient replies), per-recipient slot k of n.
+  SlotKind kind = SlotKind::command;
+  Verb verb = Verb::unknown;
+  std::uint32_t command = UINT32_MAX;
+  std::uint32_t k = 0, n = 0;
 };
 // A reply the client pairs with another command than the one it answers.
 struct MispairEvent {

@@ -62,6 +62,8 @@ class JsonlSource final : public Source {
     ev.time = 0;
     ev.a.clear();
     ev.b.clear();
+    ev.offset = ev.length = 0;
+    ev.located = false;
     std::string_view kind;
     bool has_data = false, has_dir = false;
     for (std::size_t fi = 0; fi < nfields_; ++fi) {
@@ -80,7 +82,9 @@ class JsonlSource final : public Source {
           }
           break;
         case 3:
-          if (k == "dir") {
+          if (k == "len" && v.kind == JsonValue::number && v.num >= 0) {
+            ev.length = static_cast<std::uint64_t>(v.num);
+          } else if (k == "dir") {
             has_dir = true;
             ev.dir = (v.str == "s" || v.str == "server") ? Dir::server : Dir::client;
           }
@@ -97,7 +101,10 @@ class JsonlSource final : public Source {
           }
           break;
         case 6:
-          if (k == "client") ev.a.swap(v.str);
+          if (k == "offset" && v.kind == JsonValue::number && v.num >= 0) {
+            ev.offset = static_cast<std::uint64_t>(v.num);
+            ev.located = true;
+          } else if (k == "client") ev.a.swap(v.str);
           else if (k == "server") ev.b.swap(v.str);
           break;
         case 7:

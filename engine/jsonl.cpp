@@ -84,6 +84,15 @@ std::string jsonl_fault(Time t, std::string_view conn, Dir dir, std::string_view
   return s;
 }
 
+std::string jsonl_fault(Time t, std::string_view conn, Dir dir, std::string_view what, std::uint64_t offset,
+                        std::uint64_t length) {
+  std::string s = jsonl_fault(t, conn, dir, what);
+  s.pop_back();
+  s.pop_back();
+  s += fmt::format(",\"offset\":{},\"len\":{}}}\n", offset, length);
+  return s;
+}
+
 namespace {
 struct Parser {
   std::string_view s;

@@ -24,6 +24,9 @@ std::string jsonl_data(Time t, std::string_view conn, Dir dir, std::string_view 
 std::string jsonl_close(Time t, std::string_view conn, Dir dir);
 std::string jsonl_end(Time t, std::string_view conn);
 std::string jsonl_fault(Time t, std::string_view conn, Dir dir, std::string_view what);
+// A fault with the stream range of `dir` it wrote (length 0: where it removed bytes).
+std::string jsonl_fault(Time t, std::string_view conn, Dir dir, std::string_view what, std::uint64_t offset,
+                        std::uint64_t length);
 std::string jsonl_timeout(Time t, std::string_view conn);
 
 // One value of a flat JSON object; nested objects and arrays are skipped (kind other).

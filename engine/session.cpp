@@ -483,7 +483,15 @@ Session::Impl::Rec& Session::Impl::rec(std::uint64_t reply) {
 }
 
 void Session::Impl::client_pair(Slot& s, const std::shared_ptr<const Reply>& r) {
-  if (opt.trace) events.emplace_back(PairEvent{true, r->index, s.label, r->summary(80)});
+  if (opt.trace) {
+    PairEvent pe{true, r->index, s.label, r->summary(80)};
+    pe.kind = s.kind;
+    pe.verb = s.verb();
+    if (s.cmd) pe.command = s.cmd->index;
+    pe.k = s.k;
+    pe.n = s.n;
+    events.emplace_back(std::move(pe));
+  }
   const int code = r->code;
   if (code < 200 || code >= 600) c_out_of_range = true;
   // A BDAT's error reply must wait for the whole chunk (RFC 3030 §2).

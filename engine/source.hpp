@@ -28,6 +28,10 @@ struct SourceEvent {
   std::string bytes;
   Time time = 0;
   std::string a, b;   // open: client and server address
+  // fault: the stream range [offset, offset + length) of `dir` the fault wrote (length
+  // 0: where it removed or held bytes back); `located` when the source gave it.
+  std::uint64_t offset = 0, length = 0;
+  bool located = false;
 };
 
 // What a source knows, which decides the proofs available (lmtp-rules.md §15.1).

@@ -16,6 +16,9 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <algorithm>
+#include <deque>
+#include <random>
 #include <functional>
 #include <utility>
 #include <fmt/format.h>
@@ -23,6 +26,7 @@
 #include <cstring>
 
 #include "engine/jsonl.hpp"
+#include "proxy/fault_stage.hpp"
 
 namespace lockstep::proxy {
 
@@ -54,6 +58,14 @@ std::string endpoint_text(const asio::generic::stream_protocol::endpoint& ep, bo
   return fallback;
 }
 
+// SplitMix64: a connection's seed from the run's seed and its number.
+std::uint64_t mix(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
 void set_nodelay(Socket& s) {
   // Replies and commands are small and latency-bound: do not wait to coalesce them.
   const int one = 1;
@@ -64,21 +76,22 @@ void set_nodelay(Socket& s) {
 // One client connection and its upstream, with the engine observing both directions.
 struct Proxy::Conn {
   Conn(asio::any_io_executor ex, std::string conn_id, Socket client_sock, const ProxyOptions& o, Recorder* rec,
-       const ProxyHooks& hooks)
+       const ProxyHooks& h)
       : strand(ex),
         id(std::move(conn_id)),
         client(std::move(client_sock)),
         upstream(ex),
         opts(o),
         recorder(rec),
+        hooks(&h),
         checker(
             SourceInfo{"proxy", true, true, false, "live: both streams in the order the proxy read them"}, "proxy",
-            [&hooks](SessionResult&& r) {
-              if (hooks.session) hooks.session(std::move(r));
+            [&h](SessionResult&& r) {
+              if (h.session) h.session(std::move(r));
             },
             CheckerLimits{0, 100, 60, o.redact}) {  // no ladder: memory per connection stays small
-    if (hooks.finding) checker.on_finding(hooks.finding);
-    if (hooks.trace) checker.on_event(hooks.trace);
+    if (h.finding) checker.on_finding(h.finding);
+    if (h.trace) checker.on_event(h.trace);
   }
 
   // Records an event and hands the same event to the engine: the recording gives the
@@ -158,12 +171,36 @@ struct Proxy::Conn {
     client.close(ig);
     upstream.close(ig);
   }
+  // A fault fired: the recording gets the event (with the stream range it wrote) before
+  // the bytes, so check can tell what lockstep injected.
+  void fault_note(const Step& n) {
+    SourceEvent ev;
+    ev.kind = SourceEvent::Kind::fault;
+    ev.conn = id;
+    ev.dir = n.stream;
+    ev.time = now_us();
+    ev.bytes = n.bytes;
+    ev.offset = n.offset;
+    ev.length = n.length;
+    ev.located = true;
+    emit(ev, jsonl_fault(ev.time, id, n.stream, n.bytes, n.offset, n.length));
+  }
+  void fault_info(const std::string& text) {
+    SourceEvent ev;
+    ev.kind = SourceEvent::Kind::fault;
+    ev.conn = id;
+    ev.dir = Dir::server;
+    ev.time = now_us();
+    ev.bytes = text;
+    emit(ev, jsonl_fault(ev.time, id, Dir::server, text));
+  }
 
   asio::strand<asio::any_io_executor> strand;
   std::string id;
   Socket client, upstream;
   const ProxyOptions& opts;
   Recorder* recorder;
+  const ProxyHooks* hooks;
   Checker checker;
   bool closed_dir[2] = {false, false};
   std::uint64_t client_bytes = 0;  // client octets seen so far (stream offset)
@@ -171,9 +208,26 @@ struct Proxy::Conn {
   std::function<std::chrono::steady_clock::duration()> limit;  // the current time limit
   bool rearm = false;              // the watchdog was cancelled to take a nearer deadline
   std::chrono::steady_clock::time_point activity = std::chrono::steady_clock::now();
+  // Faults (null: none for this connection) and the socket write locks they need: with
+  // faults both directions may write to the client (lockstep's own 354).
+  std::unique_ptr<FaultStage> stage;
+  std::uint64_t seed = 0;
+  std::vector<std::string> fault_names;
+  struct WriteLock {
+    bool held = false;
+    std::deque<asio::steady_timer*> waiters;
+  };
+  WriteLock locks[2];  // [0]: the upstream socket, [1]: the client socket
+  // For the control API (read from other threads).
+  std::string client_text;
+  Time started = now_us();
+  std::atomic<std::uint64_t> octets[2] = {0, 0};
 };
 
-Proxy::Proxy(ProxyOptions opts, ProxyHooks hooks) : opts_(std::move(opts)), hooks_(std::move(hooks)) {}
+Proxy::Proxy(ProxyOptions opts, ProxyHooks hooks) : opts_(std::move(opts)), hooks_(std::move(hooks)) {
+  faults_ = opts_.faults;
+  if (opts_.seed == 0) opts_.seed = std::random_device{}() | (static_cast<std::uint64_t>(std::random_device{}()) << 32);
+}
 Proxy::~Proxy() = default;
 
 void Proxy::start() {
@@ -251,6 +305,8 @@ void Proxy::serve(std::shared_ptr<Conn> c) {
           c->emit(ev, jsonl_open(ev.time, c->id, ev.a, ev.b));
         }
         if (hooks_.event) hooks_.event(c->id, fmt::format("open {} -> {}", client_text, opts_.upstream.text));
+        c->client_text = client_text;
+        choose_faults(*c);
         // Connect upstream, with a time limit.
         asio::steady_timer timer(c->strand, opts_.connect_timeout);
         c->upstream.open(upstream_.protocol());
@@ -339,6 +395,73 @@ void Proxy::serve(std::shared_ptr<Conn> c) {
       });
 }
 
+// The faults of a new connection, fixed for its life. Each fault draws one number from
+// the connection's seed, so a run with the same seed and faults chooses the same.
+void Proxy::choose_faults(Conn& c) {
+  const std::uint64_t n = std::stoull(c.id);
+  c.seed = mix(opts_.seed ^ n);
+  std::mt19937_64 rng(c.seed);
+  std::uniform_real_distribution<double> draw(0, 1);
+  std::vector<FaultSpec> chosen;
+  for (auto& f : faults())
+    if (selects(f, n, draw(rng))) chosen.push_back(std::move(f));
+  if (chosen.empty()) return;
+  std::string names;
+  for (const auto& f : chosen) {
+    names += fmt::format("{}{}", names.empty() ? "" : "; ", f.name == f.spec ? f.spec : fmt::format("{} ({})", f.name, f.spec));
+    c.fault_names.push_back(f.name);
+  }
+  const std::string text = fmt::format("faults on this connection: {}; seed {}", names, c.seed);
+  c.fault_info(text);
+  if (hooks_.event) hooks_.event(c.id, text);
+  c.stage = std::make_unique<FaultStage>(std::move(chosen), c.seed);
+}
+
+std::vector<FaultSpec> Proxy::faults() const {
+  std::lock_guard lock(faults_mu_);
+  return faults_;
+}
+
+bool Proxy::add_fault(FaultSpec f, std::string& error) {
+  std::lock_guard lock(faults_mu_);
+  for (const auto& g : faults_)
+    if (g.name == f.name) {
+      error = fmt::format("a fault named '{}' exists already", f.name);
+      return false;
+    }
+  faults_.push_back(std::move(f));
+  return true;
+}
+
+bool Proxy::remove_fault(const std::string& name) {
+  std::lock_guard lock(faults_mu_);
+  auto it = std::find_if(faults_.begin(), faults_.end(), [&](const FaultSpec& f) { return f.name == name; });
+  if (it == faults_.end()) return false;
+  faults_.erase(it);
+  return true;
+}
+
+std::vector<SessionInfo> Proxy::sessions() const {
+  std::vector<SessionInfo> out;
+  std::lock_guard lock(mu_);
+  for (const auto& c : live_) {
+    SessionInfo s;
+    s.conn = c->id;
+    s.client = c->client_text;
+    s.upstream = opts_.upstream.text;
+    s.started_us = c->started;
+    s.seed = c->seed;
+    s.faults = c->fault_names;
+    s.client_octets = c->octets[0].load();
+    s.server_octets = c->octets[1].load();
+    out.push_back(std::move(s));
+  }
+  std::sort(out.begin(), out.end(), [](const SessionInfo& a, const SessionInfo& b) {
+    return a.conn.size() != b.conn.size() ? a.conn.size() < b.conn.size() : a.conn < b.conn;
+  });
+  return out;
+}
+
 void Proxy::forget(const std::shared_ptr<Conn>& c) {
   std::lock_guard lock(mu_);
   live_.erase(c);
@@ -347,11 +470,96 @@ void Proxy::forget(const std::shared_ptr<Conn>& c) {
 }
 
 namespace {
+// Write locks: with faults, both directions may write to one socket; on the connection's
+// strand, a waiter is handed the lock by cancelling its timer. False when the wait was
+// cancelled for another reason (the relay is ending).
+awaitable<bool> lock(Proxy::Conn& c, int which) {
+  auto& l = c.locks[which];
+  if (!l.held) {
+    l.held = true;
+    co_return true;
+  }
+  asio::steady_timer t(c.strand, std::chrono::steady_clock::time_point::max());
+  l.waiters.push_back(&t);
+  co_await t.async_wait(tuple_awaitable);
+  auto it = std::find(l.waiters.begin(), l.waiters.end(), &t);
+  if (it == l.waiters.end()) co_return true;  // handed over
+  l.waiters.erase(it);
+  co_return false;
+}
+void unlock(Proxy::Conn& c, int which) {
+  auto& l = c.locks[which];
+  if (l.waiters.empty()) {
+    l.held = false;
+    return;
+  }
+  auto* t = l.waiters.front();
+  l.waiters.pop_front();
+  t->cancel();
+}
+
+// Carries out what the fault stage decided; false when the relay is over.
+awaitable<bool> execute(std::shared_ptr<Proxy::Conn> c, std::vector<Step>& steps) {
+  boost::system::error_code ig;
+  for (auto& st : steps) {
+    switch (st.kind) {
+      case Step::Kind::note:
+        c->fault_note(st);
+        if (c->hooks->event) c->hooks->event(c->id, fmt::format("fault: {}", st.bytes));
+        break;
+      case Step::Kind::wait: {
+        // The proxy's own time limit counts from the end of the pause.
+        c->activity = std::chrono::steady_clock::now() + st.delay;
+        asio::steady_timer t(c->strand, st.delay);
+        auto [ec] = co_await t.async_wait(tuple_awaitable);
+        if (ec) co_return false;
+        break;
+      }
+      case Step::Kind::write: {
+        const int which = st.stream == Dir::client ? 0 : 1;
+        Socket& to = which == 0 ? c->upstream : c->client;
+        if (!co_await lock(*c, which)) co_return false;
+        c->observe(st.stream, st.bytes);
+        c->octets[which] += st.bytes.size();
+        auto [ec, n] = co_await asio::async_write(to, asio::buffer(st.bytes), tuple_awaitable);
+        unlock(*c, which);
+        if (ec) {
+          c->closed(which == 0 ? Dir::server : Dir::client);
+          c->close_sockets();
+          co_return false;
+        }
+        break;
+      }
+      case Step::Kind::close:
+        c->closed(Dir::server);
+        c->client.shutdown(asio::socket_base::shutdown_both, ig);
+        c->upstream.shutdown(asio::socket_base::shutdown_both, ig);
+        c->close_sockets();
+        co_return false;
+      case Step::Kind::reset: {
+        c->closed(Dir::server);
+        const ::linger lg{1, 0};  // close with RST
+        ::setsockopt(c->client.native_handle(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        c->close_sockets();
+        co_return false;
+      }
+    }
+  }
+  steps.clear();
+  co_return true;
+}
+
 awaitable<void> transfer(std::shared_ptr<Proxy::Conn> c, Socket& from, Socket& to, Dir d, std::size_t bufsize) {
   std::vector<char> buf(bufsize);
+  std::vector<Step> steps;
   for (;;) {
     auto [ec, n] = co_await from.async_read_some(asio::buffer(buf), tuple_awaitable);
     if (ec) {
+      // What a fault stage still holds goes out before the close is passed on.
+      if (c->stage && ec == asio::error::eof) {
+        c->stage->eof(d, steps);
+        if (!co_await execute(c, steps)) co_return;
+      }
       c->closed(d);
       boost::system::error_code ig;
       if (ec == asio::error::eof) {
@@ -364,14 +572,21 @@ awaitable<void> transfer(std::shared_ptr<Proxy::Conn> c, Socket& from, Socket& t
       co_return;
     }
     c->activity = std::chrono::steady_clock::now();
-    // The engine sees the bytes in the order the proxy read them, before they go on.
-    c->observe(d, std::string_view(buf.data(), n));
+    if (c->stage) {
+      c->stage->from(d, std::string_view(buf.data(), n), now_us(), steps);
+      if (!co_await execute(c, steps)) co_return;
+    } else {
+      // The engine sees the bytes in the order the proxy read them, before they go on.
+      c->observe(d, std::string_view(buf.data(), n));
+      c->octets[d == Dir::client ? 0 : 1] += n;
+    }
     // A reply that ends the wait for one can shorten the time limit (the idle limit is
     // shorter than a reply's): move the watchdog's deadline in.
     if (c->watchdog && c->limit && c->activity + c->limit() < c->watchdog->expiry()) {
       c->rearm = true;
       c->watchdog->cancel();
     }
+    if (c->stage) continue;
     auto [wec, wn] = co_await asio::async_write(to, asio::buffer(buf.data(), n), tuple_awaitable);
     if (wec) {
       c->closed(d == Dir::client ? Dir::server : Dir::client);

@@ -21,6 +21,7 @@
 
 #include "engine/checker.hpp"
 #include "proxy/address.hpp"
+#include "proxy/fault.hpp"
 #include "proxy/recorder.hpp"
 
 namespace lockstep::proxy {
@@ -39,6 +40,17 @@ struct ProxyOptions {
   unsigned socket_mode = 0666;              // permissions of a listening unix socket
   bool redact = false;                      // mask message content and AUTH secrets in the recording
   std::chrono::milliseconds drain_timeout{std::chrono::seconds(10)};  // on stop, for open sessions to end
+  std::vector<FaultSpec> faults;            // for new connections; changed at runtime by add/remove_fault
+  std::uint64_t seed = 0;                   // of the faults' choices and jitter; 0: drawn at start
+};
+
+// What the control API shows of an open connection.
+struct SessionInfo {
+  std::string conn, client, upstream;
+  std::int64_t started_us = 0;
+  std::uint64_t seed = 0;
+  std::vector<std::string> faults;
+  std::uint64_t client_octets = 0, server_octets = 0;
 };
 
 // What the proxy tells its front end; called from the connection's strand.
@@ -70,6 +82,15 @@ class Proxy {
   // The address actually bound (with the real port when 0 was asked).
   std::string local_address() const;
   boost::asio::io_context& io() { return io_; }
+
+  // The faults new connections get. add_fault fails (false, `error` set) when the name is
+  // taken; remove_fault returns whether it was there. Safe from any thread; open
+  // connections keep the faults they started with.
+  std::vector<FaultSpec> faults() const;
+  bool add_fault(FaultSpec f, std::string& error);
+  bool remove_fault(const std::string& name);
+  std::vector<SessionInfo> sessions() const;
+  std::uint64_t seed() const { return opts_.seed; }
   std::uint64_t connections() const { return next_id_.load(); }
 
   struct Conn;  // one relayed connection (relay.cpp)
@@ -85,14 +106,17 @@ class Proxy {
   boost::asio::generic::stream_protocol::endpoint upstream_;
   std::unique_ptr<Recorder> recorder_;
   std::atomic<std::uint64_t> next_id_{0};
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::set<std::shared_ptr<Conn>> live_;
+  mutable std::mutex faults_mu_;
+  std::vector<FaultSpec> faults_;
   std::atomic<bool> stopping_{false};
   // Stopping runs on its own strand: the drain timer is touched only there.
   boost::asio::strand<boost::asio::io_context::executor_type> control_{boost::asio::make_strand(io_)};
   boost::asio::steady_timer drain_{control_};
   bool draining_ = false;
   void forget(const std::shared_ptr<Conn>& c);
+  void choose_faults(Conn& c);
 };
 
 }  // namespace lockstep::proxy

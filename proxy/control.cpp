@@ -1,0 +1,224 @@
+#include "proxy/control.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+
+namespace lockstep::proxy {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace json = boost::json;
+
+namespace {
+json::object fault_json(const FaultSpec& f) {
+  return json::object{{"name", f.name},
+                      {"spec", f.spec},
+                      {"action", to_string(f.action)},
+                      {"stream", f.dir == Dir::server ? "downstream" : "upstream"},
+                      {"description", describe(f)}};
+}
+
+ControlResponse reply(unsigned status, const json::value& v) { return {status, json::serialize(v) + "\n"}; }
+ControlResponse error(unsigned status, const std::string& msg) { return reply(status, json::object{{"error", msg}}); }
+
+// Compares without leaking the length of the common prefix through timing.
+bool same_token(const std::string& a, const std::string& b) {
+  if (a.size() != b.size()) return false;
+  unsigned diff = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned>(static_cast<unsigned char>(a[i]) ^ static_cast<unsigned char>(b[i]));
+  return diff == 0;
+}
+}  // namespace
+
+ControlResponse handle_control(Proxy& proxy, const ControlRequest& req, const std::string& token) {
+  if (!token.empty() && !same_token(req.authorization, "Bearer " + token))
+    return error(401, "a bearer token is required: Authorization: Bearer TOKEN");
+  std::string path = req.target.substr(0, req.target.find('?'));
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  if (path == "/" && req.method == "GET") {
+    return reply(200, json::object{{"endpoints", json::array{"GET /faults", "POST /faults {\"name\": N, \"spec\": S}",
+                                                            "GET /faults/NAME", "DELETE /faults/NAME", "GET /sessions",
+                                                            "GET /presets"}}});
+  }
+  if (path == "/faults") {
+    if (req.method == "GET") {
+      json::array a;
+      for (const auto& f : proxy.faults()) a.push_back(fault_json(f));
+      return reply(200, json::object{{"faults", std::move(a)}, {"seed", proxy.seed()}});
+    }
+    if (req.method == "POST") {
+      boost::system::error_code ec;
+      json::value v = json::parse(req.body, ec);
+      if (ec || !v.is_object()) return error(400, "the body must be a JSON object: {\"name\": ..., \"spec\": ...}");
+      const auto& o = v.as_object();
+      const auto* spec = o.if_contains("spec");
+      if (!spec || !spec->is_string()) return error(400, "\"spec\" (a string such as \"inject@eod#1,text=350 lockers\") is required");
+      std::string text(spec->as_string());
+      if (const auto* name = o.if_contains("name")) {
+        if (!name->is_string() || name->as_string().empty()) return error(400, "\"name\" must be a non-empty string");
+        text = std::string(name->as_string()) + "=" + text;
+      }
+      // toxiproxy's "toxicity": the probability a connection gets the fault.
+      if (const auto* tox = o.if_contains("toxicity")) {
+        if (!tox->is_number()) return error(400, "\"toxicity\" must be a number from 0 to 1");
+        text += fmt::format(",p={}", tox->to_number<double>());
+      }
+      std::string err;
+      auto f = parse_fault(text, err);
+      if (!f) return error(400, err);
+      if (!proxy.add_fault(*f, err)) return error(409, err);
+      return reply(201, fault_json(*f));
+    }
+    return error(405, "GET or POST");
+  }
+  if (path.rfind("/faults/", 0) == 0) {
+    const std::string name = path.substr(8);
+    if (req.method == "GET") {
+      for (const auto& f : proxy.faults())
+        if (f.name == name) return reply(200, fault_json(f));
+      return error(404, fmt::format("no fault named '{}'", name));
+    }
+    if (req.method == "DELETE") {
+      if (!proxy.remove_fault(name)) return error(404, fmt::format("no fault named '{}'", name));
+      return {204, ""};
+    }
+    return error(405, "GET or DELETE");
+  }
+  if (path == "/sessions" && req.method == "GET") {
+    json::array a;
+    for (const auto& s : proxy.sessions()) {
+      json::array fs;
+      for (const auto& f : s.faults) fs.push_back(json::string(f));
+      a.push_back(json::object{{"conn", s.conn},
+                               {"client", s.client},
+                               {"upstream", s.upstream},
+                               {"started_us", s.started_us},
+                               {"seed", s.seed},
+                               {"faults", std::move(fs)},
+                               {"client_octets", s.client_octets},
+                               {"server_octets", s.server_octets}});
+    }
+    return reply(200, json::object{{"sessions", std::move(a)}});
+  }
+  if (path == "/presets" && req.method == "GET") {
+    json::array a;
+    for (const auto& p : fault_presets())
+      a.push_back(json::object{{"name", p.name}, {"spec", p.spec}, {"incident", p.incident}});
+    return reply(200, json::object{{"presets", std::move(a)}});
+  }
+  return error(404, fmt::format("no endpoint {} {}", req.method, path));
+}
+
+struct ControlServer::Impl : std::enable_shared_from_this<ControlServer::Impl> {
+  Impl(asio::io_context& ctx, Proxy& p, std::string t)
+      : io(ctx), strand(asio::make_strand(ctx)), acceptor(strand), proxy(p), token(std::move(t)) {}
+  asio::io_context& io;
+  asio::strand<asio::io_context::executor_type> strand;
+  asio::ip::tcp::acceptor acceptor;
+  Proxy& proxy;
+  std::string token;
+  std::atomic<bool> stopped{false};
+  std::mutex mu;
+  std::set<std::shared_ptr<beast::tcp_stream>> open;  // closed by stop(), so the event loop can end
+
+  void accept() {
+    acceptor.async_accept(asio::make_strand(io),
+                          [self = shared_from_this()](boost::system::error_code ec, asio::ip::tcp::socket s) {
+                            if (ec || self->stopped) return;
+                            auto stream = std::make_shared<beast::tcp_stream>(std::move(s));
+                            {
+                              std::lock_guard lock(self->mu);
+                              self->open.insert(stream);
+                            }
+                            asio::co_spawn(stream->get_executor(), self->serve(stream), asio::detached);
+                            self->accept();
+                          });
+  }
+
+  asio::awaitable<void> serve(std::shared_ptr<beast::tcp_stream> sp) {
+    auto self = shared_from_this();
+    beast::tcp_stream& stream = *sp;
+    beast::flat_buffer buf;
+    for (int requests = 0; requests < 1000 && !stopped; ++requests) {
+      http::request_parser<http::string_body> parser;
+      parser.body_limit(64 * 1024);
+      stream.expires_after(std::chrono::seconds(30));
+      auto [ec, n] = co_await http::async_read(stream, buf, parser, asio::as_tuple(asio::use_awaitable));
+      if (ec) break;
+      const auto& req = parser.get();
+      ControlRequest cr{std::string(req.method_string()), std::string(req.target()), req.body(),
+                        std::string(req[http::field::authorization])};
+      ControlResponse res = handle_control(proxy, cr, token);
+      http::response<http::string_body> out{static_cast<http::status>(res.status), req.version()};
+      out.set(http::field::server, "lockstep");
+      if (!res.body.empty()) out.set(http::field::content_type, "application/json");
+      out.body() = std::move(res.body);
+      out.keep_alive(req.keep_alive());
+      out.prepare_payload();
+      auto [wec, wn] = co_await http::async_write(stream, out, asio::as_tuple(asio::use_awaitable));
+      if (wec || !req.keep_alive()) break;
+    }
+    boost::system::error_code ig;
+    stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ig);
+    std::lock_guard lock(mu);
+    open.erase(sp);
+  }
+};
+
+ControlServer::ControlServer(asio::io_context& io, Proxy& proxy, const std::string& address, std::string token) {
+  std::string err;
+  auto a = parse_address(address, err);
+  if (!a) throw std::runtime_error(fmt::format("--control {}", err));
+  if (a->unix_socket) throw std::runtime_error("--control: the control API listens on TCP (host:port)");
+  boost::system::error_code ec;
+  auto addrs = asio::ip::tcp::resolver(io).resolve(a->host, std::to_string(a->port), ec);
+  if (ec || addrs.empty()) throw std::runtime_error(fmt::format("--control {}: {}", address, ec ? ec.message() : "no address"));
+  const auto ep = addrs.begin()->endpoint();
+  if (!ep.address().is_loopback() && token.empty())
+    throw std::runtime_error(fmt::format("--control {}: not a loopback address, so --control-token is required", address));
+  impl_ = std::make_shared<Impl>(io, proxy, std::move(token));
+  impl_->acceptor.open(ep.protocol(), ec);
+  if (!ec) impl_->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) impl_->acceptor.bind(ep, ec);
+  if (!ec) impl_->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) throw std::runtime_error(fmt::format("--control: cannot listen on {}: {}", address, ec.message()));
+  impl_->accept();
+}
+
+ControlServer::~ControlServer() { stop(); }
+
+std::string ControlServer::local_address() const {
+  const auto ep = impl_->acceptor.local_endpoint();
+  return ep.address().is_v6() ? fmt::format("[{}]:{}", ep.address().to_string(), ep.port())
+                              : fmt::format("{}:{}", ep.address().to_string(), ep.port());
+}
+
+void ControlServer::stop() {
+  if (!impl_ || impl_->stopped.exchange(true)) return;
+  asio::post(impl_->strand, [i = impl_] {
+    boost::system::error_code ig;
+    i->acceptor.close(ig);
+  });
+  std::lock_guard lock(impl_->mu);
+  for (const auto& s : impl_->open)
+    asio::post(s->get_executor(), [s] {
+      boost::system::error_code ig;
+      s->socket().close(ig);
+    });
+}
+
+}  // namespace lockstep::proxy
