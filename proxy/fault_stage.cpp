@@ -99,6 +99,7 @@ void FaultStage::pull() {
 }
 
 void FaultStage::from(Dir d, std::string_view bytes, Time t, std::vector<Step>& out) {
+  if (ended_) return;  // a fault closed the connection: nothing more goes anywhere
   if (d == Dir::server) {
     held_s_.append(bytes);
     tracker_.feed(Dir::server, bytes, t);
@@ -184,6 +185,7 @@ void FaultStage::write(std::vector<Raw>& raw, Dir stream, std::string bytes, std
 void FaultStage::server_bytes(Time, std::vector<Step>& out) {
   std::vector<Raw> raw;
   for (const Done& d : done_) {
+    if (ended_) break;
     if (d.end <= held_s_base_) continue;  // passed on already (held too long)
     const std::uint64_t begin = std::max(d.offset, held_s_base_);
     if (begin > held_s_base_) write(raw, Dir::server, held_s_.substr(0, static_cast<std::size_t>(begin - held_s_base_)));
@@ -206,6 +208,7 @@ void FaultStage::server_bytes(Time, std::vector<Step>& out) {
     held_s_.clear();
   }
   commit(raw, out);
+  if (ended_) return;
   // Nothing more is owed: a reply waiting to be swapped has nothing to swap with, and
   // coalesced replies are complete.
   if (tracker_.reply_wait_minimum() == 0) {
@@ -349,6 +352,7 @@ void FaultStage::apply_reply(std::string bytes, const Position& pos, int code, s
     }
     r.push_back(std::move(t));
     raw.insert(raw.end(), r.begin(), r.end());
+    ended_ = true;
     return;
   }
   if (dropped) {
@@ -387,7 +391,7 @@ void FaultStage::apply_reply(std::string bytes, const Position& pos, int code, s
 
 void FaultStage::client_bytes(std::vector<Step>& out) {
   std::vector<Raw> raw;
-  for (bool progress = true; progress && !held_c_.empty();) {
+  for (bool progress = true; progress && !held_c_.empty() && !ended_;) {
     progress = false;
     switch (cmode_) {
       case CMode::bdat: {
@@ -497,6 +501,7 @@ void FaultStage::client_command(std::string line, std::vector<Raw>& raw) {
     t.step.kind = *terminal == FaultAction::close ? Step::Kind::close : Step::Kind::reset;
     t.step.stream = Dir::client;
     raw.push_back(std::move(t));
+    ended_ = true;
     return;
   }
   if (!changed_by.empty()) note(raw, Dir::client, faults_[changed_by.front()], fmt::format("changed '{}'", cmd.label(40)), out.size());
@@ -603,6 +608,7 @@ bool FaultStage::client_content(std::vector<Raw>& raw) {
     note(raw, Dir::client, f, fmt::format("{} after {} octets of content", f.action == FaultAction::close ? "closed both connections" : "reset the client's connection", f.octets), 0);
     s.step.kind = f.action == FaultAction::close ? Step::Kind::close : Step::Kind::reset;
     raw.push_back(std::move(s));
+    ended_ = true;
     return false;
   }
   content_octets_ += chunk.size();
@@ -633,7 +639,12 @@ void FaultStage::commit(std::vector<Raw>& raw, std::vector<Step>& out) {
       last_separate_ = r.separate;
       out.push_back(std::move(s));
     } else {
+      const bool last = s.kind == Step::Kind::close || s.kind == Step::Kind::reset;
       out.push_back(std::move(s));
+      if (last) {  // nothing after a close goes anywhere
+        ended_ = true;
+        break;
+      }
     }
   }
   raw.clear();
@@ -650,6 +661,7 @@ void FaultStage::flush_coalesced(std::vector<Step>& out) {
 }
 
 void FaultStage::eof(Dir d, std::vector<Step>& out) {
+  if (ended_) return;
   std::vector<Raw> raw;
   if (d == Dir::server) {
     if (swap_waiting_) {

@@ -102,7 +102,8 @@ class FaultStage {
   std::vector<Raw> swapped_;           // a reply waiting for the next one
   bool swap_waiting_ = false;
   std::string coalesced_;
-  bool last_separate_ = false;         // the last write step was a fragment
+  bool last_separate_ = false;
+  bool ended_ = false;                 // a close or reset went out         // the last write step was a fragment
   bool drop_354_ = false;              // pipeline-body: the server's own 354 is not passed on
 
   // Client stream.
