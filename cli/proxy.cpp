@@ -77,12 +77,12 @@ int run_proxy(const ProxyCliOptions& o) {
                             {"severity", to_string(f.severity)}, {"side", to_string(f.side)},
                             {"explanation", f.explanation}, {"bytes", f.bytes}, {"stream", to_string(f.stream)},
                             {"offset", f.offset}, {"command", f.command}, {"time_us", f.time},
-                            {"proof", to_string(f.proof)}, {"injected", f.injected}};
+                            {"proof", to_string(f.proof)}, {"injected", f.injected}, {"after_fault", f.after_fault}};
       fmt::print("{}\n", boost::json::serialize(j));
     } else {
       fmt::print("[conn {}] {} {}{}: {}\n", conn,
                  paint(severity_color(f.severity), fmt::format("{} {}", severity_mark(f.severity), f.rule->id)),
-                 to_string(f.severity), f.injected ? paint("36", " (injected by lockstep)") : "", f.explanation);
+                 to_string(f.severity), f.injected ? paint("36", " (injected by lockstep)") : f.after_fault ? paint("36", " (after an injected fault)") : "", f.explanation);
     }
     std::fflush(stdout);
   };

@@ -119,6 +119,7 @@ void write_text_session(std::FILE* out, const SessionResult& r, const TextOption
     std::string proof = f.proof != Proof::none ? fmt::format(" [proof: {}]", to_string(f.proof)) : "";
     std::string cause = f.cause ? fmt::format(" (follows from #{})", f.cause) : "";
     if (f.injected) cause += p("36", " [injected by lockstep]");
+    else if (f.after_fault) cause += p("36", " [after a fault lockstep injected]");
     fmt::print(out, "   {} {} {}{}{}{}\n", p(severity_color(f.severity), fmt::format("{} #{} {:<7}", severity_mark(f.severity), f.id, to_string(f.severity))),
                p("1", std::string(f.rule->id)), fmt::format("({})", to_string(f.side)), where, proof, cause);
     fmt::print(out, "        {}\n", f.explanation);
@@ -189,6 +190,7 @@ std::string json_session(const SessionResult& r) {
     j["proof"] = to_string(f.proof);
     if (f.cause) j["cause"] = f.cause;
     if (f.injected) j["injected"] = true;
+    if (f.after_fault) j["after_fault"] = true;
     fs.push_back(std::move(j));
   }
   o["findings"] = std::move(fs);

@@ -18,6 +18,7 @@ struct Checker::Run {
   struct Injected { Dir dir; std::uint64_t begin, end; };
   std::deque<Injected> injected;
   std::set<std::uint32_t> injected_ids;
+  bool faulted = false;  // a fault changed this session's bytes
   bool is_injected(const Finding& f) const {
     if (f.cause != 0 && injected_ids.count(f.cause)) return true;
     if (!f.located) return false;
@@ -94,6 +95,7 @@ void Checker::on(const SourceEvent& ev) {
       Run& r = run(ev.conn, ev.time);
       r.result.faults.push_back(ev.bytes);
       if (ev.located) {
+        r.faulted = true;
         r.injected.push_back({ev.dir, ev.offset, ev.offset + ev.length});
         if (r.injected.size() > 256) r.injected.pop_front();
       }
@@ -113,9 +115,13 @@ void Checker::drain(Run& run) {
     return &res.ladder.back();
   };
   while (auto ev = run.session.next()) {
-    if (auto* f = std::get_if<Finding>(&*ev); f && !run.injected.empty() && run.is_injected(*f)) {
-      f->injected = true;
-      if (run.injected_ids.size() < 4096) run.injected_ids.insert(f->id);
+    if (auto* f = std::get_if<Finding>(&*ev); f && run.faulted) {
+      if (run.is_injected(*f)) {
+        f->injected = true;
+        if (run.injected_ids.size() < 4096) run.injected_ids.insert(f->id);
+      } else {
+        f->after_fault = true;  // the peers' reaction to it, or their own: the reader decides
+      }
     }
     if (on_event_) on_event_(res.conn, *ev);
     std::visit(

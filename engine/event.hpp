@@ -38,6 +38,7 @@ struct Finding {
   std::string explanation;
   std::uint32_t cause = 0;         // id of the root finding this one follows from (0: none)
   bool injected = false;           // about bytes lockstep injected, or follows from such a finding
+  bool after_fault = false;        // not injected, but after a fault lockstep injected in this session
 };
 
 struct CommandEvent { std::shared_ptr<const Command> command; };

@@ -8,7 +8,7 @@
 # for another apt/dpkg process to release its lock instead of failing.
 set -euo pipefail
 
-packages=(postfix dovecot-core dovecot-lmtpd cyrus-imapd cyrus-common socat swaks python3)
+packages=(postfix dovecot-core dovecot-lmtpd cyrus-imapd cyrus-common socat swaks python3 curl)
 lock_wait=600
 
 export DEBIAN_FRONTEND=noninteractive
