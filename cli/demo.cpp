@@ -80,9 +80,9 @@ int run_demo(bool color) {
   };
   fmt::print("{}\n\n",
              paint("1", "lockstep demo: a client that counts replies (like Postfix's lmtp) -> lockstep proxy -> an "
-                        "LMTP server that leaks a stray '350 lockers' line before its end-of-data reply on the "
-                        "second message, as Cyrus lmtpd did under lock contention."));
-  proxy::ToyLmtpServer server(proxy::ToyLmtpServer::Options{"350 lockers", 2});
+                        "LMTP server. The proxy checks every reply live and injects the Cyrus incident on the second "
+                        "message: a stray '350 lockers' before the end-of-data reply (--fault cyrus-lockers,txn=2)."));
+  proxy::ToyLmtpServer server;
   const std::string rec = (std::filesystem::temp_directory_path() / fmt::format("lockstep-demo-{}.jsonl", ::getpid())).string();
   std::filesystem::remove(rec);
 
@@ -91,6 +91,8 @@ int run_demo(bool color) {
   po.listen = proxy::parse_address("127.0.0.1:0", err).value();
   po.upstream = proxy::parse_address(fmt::format("127.0.0.1:{}", server.port()), err).value();
   po.record = rec;
+  po.faults.push_back(proxy::parse_fault("cyrus-lockers,txn=2", err).value());
+  po.seed = 1;
   std::mutex mu;
   bool ended = false;
   std::uint32_t errors = 0;
@@ -103,8 +105,13 @@ int run_demo(bool color) {
       fmt::print("  S: {:<44} {}\n", p->reply, paint("2", "-> " + p->slot));
     else if (auto* m = std::get_if<MispairEvent>(&e)) fmt::print("     {}\n", paint("33", "~ " + m->text));
     else if (auto* f = std::get_if<Finding>(&e); f && f->severity != Severity::note)
-      fmt::print("     {} {}\n", paint(f->severity == Severity::error ? "1;31" : "33", fmt::format("✗ {}", f->rule->id)),
+      fmt::print("     {}{} {}\n", paint(f->severity == Severity::error ? "1;31" : "33", fmt::format("✗ {}", f->rule->id)),
+                 f->injected ? paint("36", " (injected)") : f->after_fault ? paint("36", " (after the fault)") : "",
                  f->explanation);
+  };
+  hooks.event = [&](const std::string&, const std::string& text) {
+    std::lock_guard lock(mu);
+    if (text.rfind("fault: ", 0) == 0) fmt::print("     {}\n", paint("36", "⚡ lockstep " + text.substr(7)));
   };
   hooks.session = [&](SessionResult&& r) {
     std::lock_guard lock(mu);
@@ -129,7 +136,7 @@ int run_demo(bool color) {
     c.reply();
     fmt::print("{}\n", paint("1", "-- message 1: three recipients, one unknown; the server behaves"));
     deliver(c, false, "billing@example.org", {"alice@lab.test", "nobody@lab.test", "bob@lab.test"});
-    fmt::print("{}\n", paint("1", "-- message 2: the server leaks '350 lockers' before its real reply"));
+    fmt::print("{}\n", paint("1", "-- message 2: lockstep injects '350 lockers' before the server's real reply"));
     deliver(c, true, "news@example.org", {"carol@lab.test"});
     fmt::print("{}\n", paint("1", "-- message 3: the client pipelines on, one reply behind"));
     deliver(c, true, "news@example.org", {"dave@lab.test"});

@@ -1019,6 +1019,136 @@ def test_12_backpressure():
         srv.close()
 
 
+def test_13_fault_flags():
+    srv = LmtpServer()
+    try:
+        up = srv.address
+        base = ["--listen", "127.0.0.1:0", "--upstream", up]
+        cases = [
+            ("unknown action", base + ["--fault", "explode@rcpt"], ["--fault", "explode", "unknown action"]),
+            ("unknown preset", base + ["--fault", "cyrus-locker"], ["cyrus-locker", "cyrus-lockers"]),
+            ("bad value", base + ["--fault", "drop@rcpt,p=2"], ["p=2"]),
+            ("two faults, one name", base + ["--fault", "cyrus-lockers", "--fault", "cyrus-lockers"],
+             ["named 'cyrus-lockers'"]),
+            ("control without a token beyond loopback", base + ["--control", "0.0.0.0:0"], ["--control-token"]),
+            ("control on a busy port", None, ["--control", "in use"]),
+        ]
+        busy = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        cases[-1] = (cases[-1][0], base + ["--control", "127.0.0.1:%d" % busy.getsockname()[1]], cases[-1][2])
+        problems = []
+        for name, args, words in cases:
+            rc, out, err = run_bad(args)
+            if rc != 2:
+                problems.append("%s: exit %s, expected 2 (stderr %r)" % (name, rc, err))
+                continue
+            missing = [w for w in words if w.lower() not in err.lower()]
+            if missing:
+                problems.append("%s: the message %r does not name %r" % (name, err, missing))
+        busy.close()
+        check(not problems, "; ".join(problems))
+        p = subprocess.run([LOCKSTEP, "faults"], stdin=subprocess.DEVNULL, capture_output=True, timeout=STEP)
+        out = p.stdout.decode()
+        check(p.returncode == 0, "lockstep faults exited %d" % p.returncode)
+        for word in ("cyrus-lockers", "dovecot-multiline-split", "spampd-single-data-reply", "lost-final-reply",
+                     "exim-452-then-250", "slow-data-done", "eod[#K[+]]", "smuggle"):
+            check(word in out, "lockstep faults does not mention %r" % word)
+    finally:
+        srv.close()
+
+
+def test_14_fault_live_and_recorded():
+    """--fault cyrus-lockers: the client gets the stray, the JSON findings say injected,
+    the recording holds the fault event, check agrees, and --seed is reported."""
+    srv = LmtpServer()
+    rec = tmp_path("fault.jsonl")
+    px = Proxy("127.0.0.1:0", srv.address, "--record", rec, "--fault", "cyrus-lockers", "--seed", "77")
+    try:
+        listening = [e for e in px.events() if e.get("event") == "listening"]
+        check(listening and listening[0].get("seed") == 77, "the listening event lacks the seed: %r" % listening)
+        c = Client(px.address)
+        open_to_354(c, pipelined=True)
+        c.send("Subject: x\r\n\r\nbody\r\n.\r\n")
+        c.expect("350")  # a client that counts takes the stray as the end-of-data reply
+        c.send("QUIT\r\n")
+        c.expect("250")  # one step late: QUIT gets the 250 meant for end of data
+        c.close()
+        sess = px.wait_session()
+        findings = [e for e in px.events() if e.get("event") == "finding"]
+        errors = [f for f in findings if f["severity"] == "error"]
+        check(errors and all(f.get("injected") or f.get("after_fault") for f in errors),
+              "errors not marked injected: %r" % errors)
+        check(any(f["rule"] == "LMTP-4.2-PER-RCPT-REPLIES" and f["injected"] for f in errors),
+              "no injected LMTP-4.2-PER-RCPT-REPLIES: %r" % errors)
+        logs = [e["text"] for e in px.events() if e.get("event") == "log"]
+        check(any("cyrus-lockers: injected '350 lockers'" in t for t in logs), "no fault log line: %r" % logs)
+        # The upstream never sent a 350: the stray is lockstep's.
+        sc = srv.wait_conn(0)
+        check(b"350" not in bytes(sc.sent), "the upstream sent a 350 itself")
+        evs = read_recording(rec)
+        faults = [e for e in evs if e.get("ev") == "fault"]
+        check(any("seed" in e["text"] for e in faults), "no seed in the recording: %r" % faults)
+        located = [e for e in faults if "offset" in e]
+        check(located and located[0]["len"] == 13, "the fault event lacks its range: %r" % faults)
+        server_bytes = recorded_bytes(evs, sess["conn"], "s")
+        check(server_bytes[located[0]["offset"]:located[0]["offset"] + 13] == b"350 lockers\r\n",
+              "the fault's range does not hold the injected bytes")
+        rc, j, err = run_check(rec)
+        offline = [f for s in j["sessions"] for f in s["findings"] if f["severity"] == "error"]
+        check([f["rule"] for f in offline] == [f["rule"] for f in errors],
+              "offline errors %r differ from live %r" % ([f["rule"] for f in offline], [f["rule"] for f in errors]))
+        check(all(f.get("injected") or f.get("after_fault") for f in offline), "offline errors not marked: %r" % offline)
+    finally:
+        px.stop()
+        srv.close()
+
+
+def http(method, url, body=None, token=None):
+    import urllib.request
+    import urllib.error
+    req = urllib.request.Request(url, method=method, data=body.encode() if body else None)
+    if token:
+        req.add_header("Authorization", "Bearer " + token)
+    try:
+        with urllib.request.urlopen(req, timeout=STEP) as r:
+            data = r.read()
+            return r.status, json.loads(data) if data else None
+    except urllib.error.HTTPError as e:
+        data = e.read()
+        return e.code, json.loads(data) if data else None
+
+
+def test_15_control_api():
+    srv = LmtpServer()
+    px = Proxy("127.0.0.1:0", srv.address, "--control", "127.0.0.1:0", "--control-token", "t0ken")
+    try:
+        listening = [e for e in px.events() if e.get("event") == "listening"][0]
+        base = "http://%s" % listening["control"]
+        st, _ = http("GET", base + "/faults")
+        check(st == 401, "GET /faults without the token: %d" % st)
+        st, body = http("POST", base + "/faults", '{"name":"lockers","spec":"cyrus-lockers"}', token="t0ken")
+        check(st == 201 and body["name"] == "lockers", "POST /faults: %d %r" % (st, body))
+        st, body = http("POST", base + "/faults", '{"spec":"nonsense"}', token="t0ken")
+        check(st == 400 and "nonsense" in body["error"], "POST a bad spec: %d %r" % (st, body))
+        c = Client(px.address)
+        open_to_354(c, pipelined=True)
+        st, body = http("GET", base + "/sessions", token="t0ken")
+        check(st == 200 and body["sessions"] and body["sessions"][0]["faults"] == ["lockers"],
+              "GET /sessions: %d %r" % (st, body))
+        c.send("Subject: x\r\n\r\nbody\r\n.\r\n")
+        c.expect("350")
+        c.close()
+        st, _ = http("DELETE", base + "/faults/lockers", token="t0ken")
+        check(st == 204, "DELETE: %d" % st)
+        clean_session(px.address)  # a new connection: no fault any more
+        st, body = http("GET", base + "/faults", token="t0ken")
+        check(st == 200 and body["faults"] == [], "faults left: %r" % body)
+    finally:
+        px.stop()
+        srv.close()
+
+
 CASES = [
     test_01_bad_flags,
     test_02_clean_session,
@@ -1033,6 +1163,9 @@ CASES = [
     test_10_unix_sockets,
     test_11_text_and_quiet,
     test_12_backpressure,
+    test_13_fault_flags,
+    test_14_fault_live_and_recorded,
+    test_15_control_api,
 ]
 
 
