@@ -20,7 +20,7 @@ function(lockstep_fuzz_target name)
   else()
     add_executable(fuzz_${name} ${name}.cpp replay_main.cpp)
   endif()
-  # Extra arguments: further libraries the target needs (lockstep_proxy for the faults).
+  # Extra arguments: further libraries the target needs (lockstep_faults for the faults).
   target_link_libraries(fuzz_${name} PRIVATE lockstep_engine ${ARGN} lockstep_warnings)
   if(LOCKSTEP_TESTS AND NOT LOCKSTEP_FUZZ)
     add_test(NAME fuzz_replay_${name} COMMAND fuzz_${name} ${corpus})
