@@ -20,7 +20,8 @@ constexpr ActionName kActions[] = {
     {"split", FaultAction::split},         {"delay", FaultAction::delay},
     {"fragment", FaultAction::fragment},   {"coalesce", FaultAction::coalesce},
     {"close", FaultAction::close},         {"reset", FaultAction::reset},
-    {"shutdown", FaultAction::shutdown},   {"bare-lf", FaultAction::bare_lf},
+    {"shutdown", FaultAction::shutdown},   {"early", FaultAction::early},
+    {"bare-lf", FaultAction::bare_lf},
     {"bare-cr", FaultAction::bare_cr},     {"smuggle", FaultAction::smuggle},
     {"long-line", FaultAction::long_line}, {"after-quit", FaultAction::after_quit},
     {"pipeline-body", FaultAction::pipeline_body},
@@ -268,6 +269,11 @@ std::optional<FaultSpec> parse_fault(std::string_view input, std::string& error)
     case FaultAction::split:
       if (!f.line) f.line = 1;
       break;
+    case FaultAction::early:
+      if (f.where != FaultWhere::any || f.nth == 0 || f.and_later)
+        return fail("early needs the command's number: early@any#N");
+      if (f.text.empty()) f.text = {"250 2.0.0 ok (lockstep: an early reply)"};
+      break;
     case FaultAction::delay:
       if (f.ms.count() == 0 && f.jitter.count() == 0) return fail("ms= (and optionally jitter=) is required");
       break;
@@ -347,6 +353,9 @@ std::string describe(const FaultSpec& f) {
     case FaultAction::close: what = fmt::format("close both connections at {}", pos); break;
     case FaultAction::reset: what = fmt::format("reset the client's connection at {}", pos); break;
     case FaultAction::shutdown: what = fmt::format("answer {} with 421 and close", pos); break;
+    case FaultAction::early:
+      what = fmt::format("send '{}' as the reply to command {} before the client sends it, and drop the server's", text, f.nth);
+      break;
     case FaultAction::bare_lf: what = fmt::format("end the lines of {} with a bare LF", pos); break;
     case FaultAction::bare_cr: what = fmt::format("end the lines of {} with a bare CR", pos); break;
     case FaultAction::smuggle:

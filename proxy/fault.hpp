@@ -36,6 +36,7 @@ enum class FaultAction : std::uint8_t {
   close,         // both connections closed instead of passing it on
   reset,         // the client's connection reset (RST), the upstream closed
   shutdown,      // "421 4.3.2 ..." instead of it, then both connections closed
+  early,         // any#N: a reply (text=) for command N sent before the client sends it; the server's own dropped
   // On commands and content (client to server).
   bare_lf,       // CRLF line ends sent as LF
   bare_cr,       // ... as CR

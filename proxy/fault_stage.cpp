@@ -233,6 +233,13 @@ void FaultStage::apply_reply(std::string bytes, const Position& pos, int code, s
     raw.insert(raw.end(), r.begin(), r.end());
     return;
   }
+  if (pos.paired && pos.kind == SlotKind::command && early_drop_.count(pos.command)) {
+    const std::size_t i = early_drop_[pos.command];
+    early_drop_.erase(pos.command);
+    note(r, Dir::server, faults_[i], fmt::format("dropped the server's own reply to command {} (answered early)", pos.command + 1), 0);
+    raw.insert(raw.end(), r.begin(), r.end());
+    return;
+  }
   struct Piece { std::size_t fault; std::string bytes; };
   std::vector<Piece> before, after;
   std::vector<std::string> lines = lines_of(bytes);
@@ -243,6 +250,16 @@ void FaultStage::apply_reply(std::string bytes, const Position& pos, int code, s
   std::optional<FaultAction> terminal;
   for (std::size_t i = 0; i < faults_.size(); ++i) {
     const FaultSpec& f = faults_[i];
+    if (f.action == FaultAction::early) {
+      // The reply before command N's: the greeting for N = 1, else command N-1's.
+      const bool due = pos.paired && (f.nth == 1 ? pos.kind == SlotKind::greeting
+                                                    : pos.kind == SlotKind::command && pos.command + 2 == f.nth);
+      if (!due || (f.times && fired_[i] >= f.times)) continue;
+      ++fired_[i];
+      after.push_back({i, crlf_lines(f.text)});
+      early_drop_[f.nth - 1] = i;
+      continue;
+    }
     if (!matches(f, i, pos)) continue;
     const bool at_line = f.line > 0;
     if (at_line && f.line > lines.size()) continue;  // no such line in this reply

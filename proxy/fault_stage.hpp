@@ -104,6 +104,7 @@ class FaultStage {
   std::string coalesced_;
   bool last_separate_ = false;
   bool ended_ = false;                 // a close or reset went out         // the last write step was a fragment
+  std::map<std::uint32_t, std::size_t> early_drop_;  // command index -> early fault: its real reply is dropped
   bool drop_354_ = false;              // pipeline-body: the server's own 354 is not passed on
 
   // Client stream.

@@ -355,6 +355,32 @@ TEST_CASE("pipeline-body answers DATA itself and holds the server's own 354 back
   CHECK(w.to_client.find("250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.0.0 saved\r\n") != std::string::npos);
 }
 
+TEST_CASE("early answers a command before the client sends it and drops the server's own reply", "[fault]") {
+  FaultStage st({spec("early@any#2,text=250 2.1.0 early")}, 1);
+  Wire w;
+  std::vector<Step> out;
+  auto feed = [&](Dir d, const std::string& b) {
+    st.from(d, b, 0, out);
+    apply_steps(out, w);
+    out.clear();
+  };
+  feed(Dir::server, "220 x\r\n");
+  feed(Dir::client, "LHLO c\r\n");
+  feed(Dir::server, "250-x\r\n250 PIPELINING\r\n");
+  // Command 2 (MAIL) is answered before the client has sent it.
+  CHECK(w.to_client == "220 x\r\n250-x\r\n250 PIPELINING\r\n250 2.1.0 early\r\n");
+  feed(Dir::client, "MAIL FROM:<a@x>\r\n");
+  feed(Dir::server, "250 2.1.0 ok\r\n");
+  CHECK(w.to_client == "220 x\r\n250-x\r\n250 PIPELINING\r\n250 2.1.0 early\r\n");
+  feed(Dir::client, "RCPT TO:<b@x>\r\n");
+  feed(Dir::server, "250 2.1.5 ok\r\n");
+  CHECK(w.to_client.substr(w.to_client.size() - 14) == "250 2.1.5 ok\r\n");
+  CHECK(w.notes.size() == 2);
+  std::string err;
+  CHECK_FALSE(parse_fault("early@rcpt", err));
+  CHECK_THAT(err, Catch::Contains("early@any#N"));
+}
+
 TEST_CASE("BDAT chunks pass as octets, never as commands", "[fault]") {
   const std::vector<Chunk> bdat = {
       {Dir::server, "220 x\r\n"},

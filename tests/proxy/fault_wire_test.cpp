@@ -46,7 +46,11 @@ struct WireClient {
     wait_for(std::string("\x01never\x02"), seconds);
     return closed;
   }
-  void send(const std::string& b) { asio::write(s, asio::buffer(b)); }
+  // A fault may have closed the connection already: what could not be sent is dropped.
+  void send(const std::string& b) {
+    boost::system::error_code ec;
+    asio::write(s, asio::buffer(b), ec);
+  }
 
   asio::io_context io;
   tcp::socket s;
@@ -240,6 +244,98 @@ TEST_CASE("client faults on the wire: the server receives the changed bytes", "[
     CHECK(upstream.substr(upstream.find("DATA\r\n") + 6) == "hel");
     CHECK(server.received().at(0).find("world") == std::string::npos);
     std::filesystem::remove(rec);
+  }
+}
+
+namespace {
+// One pipelined session through a proxy with `faults`: what the client received and
+// what went upstream (from the recording).
+struct WireRun {
+  std::string client_got, upstream_got;
+};
+WireRun wire_run(const std::string& up, const std::vector<std::string>& faults) {
+  const std::string rec = temp_path("fault-table.jsonl");
+  std::filesystem::remove(rec);
+  WireRun out;
+  {
+    RunningProxy p(up, rec, "127.0.0.1:0", 1, with_faults(faults));
+    WireClient c(p.port());
+    c.wait_for("220 ", 2);
+    c.send("LHLO c.test\r\n");
+    c.wait_for("SIZE\r\n", 2);
+    c.send("MAIL FROM:<a@b.test>\r\nRCPT TO:<alice@lab.test>\r\nRCPT TO:<bob@lab.test>\r\nDATA\r\n");
+    c.wait_for("354 go ahead\r\n", 2);
+    c.send("Subject: t\r\n\r\nhello\r\n.\r\nQUIT\r\n");
+    c.wait_closed(3);
+    out.client_got = c.got;
+    p.stop();
+  }
+  std::string err;
+  auto src = open_source(rec, "auto", err);
+  REQUIRE(src);
+  SourceEvent ev;
+  while (src->next(ev))
+    if (ev.kind == SourceEvent::Kind::data && ev.dir == Dir::client) out.upstream_got += ev.bytes;
+  std::filesystem::remove(rec);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("every fault kind has its effect on the wire", "[proxy][fault]") {
+  proxy::ToyLmtpServer server;
+  const std::string up = "127.0.0.1:" + std::to_string(server.port());
+  const WireRun base = wire_run(up, {});
+  const std::string eod2 = "250 2.0.0 ok\r\n250 2.0.0 ok\r\n";
+  REQUIRE(base.client_got ==
+          "220 fake.lab.test LMTP ready\r\n250-fake.lab.test\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n"
+          "250-8BITMIME\r\n250 SIZE\r\n250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.1.5 ok\r\n354 go ahead\r\n" +
+              eod2 + "221 2.0.0 bye\r\n");
+  using Edits = std::vector<std::pair<std::string, std::string>>;
+  auto edited = [](std::string s, const Edits& edits) {
+    for (const auto& [from, to] : edits) {
+      const auto at = s.find(from);
+      REQUIRE(at != std::string::npos);
+      s.replace(at, from.size(), to);
+    }
+    return s;
+  };
+  const std::vector<std::pair<std::string, Edits>> reply_cases = {
+      {"cyrus-lockers", {{"354 go ahead\r\n", "354 go ahead\r\n350 lockers\r\n"}}},
+      {"inject-after@mail,text=250 2.1.0 extra", {{"250 2.1.0 ok\r\n", "250 2.1.0 ok\r\n250 2.1.0 extra\r\n"}}},
+      {"replace@eod#2,code=452", {{eod2, "250 2.0.0 ok\r\n452 4.0.0 ok\r\n"}}},
+      {"spampd-single-data-reply", {{eod2, "250 2.0.0 ok\r\n"}}},
+      {"exim-452-then-250", {{"250 2.1.5 ok\r\n354", "452 4.5.3 Too many recipients\r\n354"}}},
+      {"dup@mail", {{"250 2.1.0 ok\r\n", "250 2.1.0 ok\r\n250 2.1.0 ok\r\n"}}},
+      {"swap@rcpt#2", {{"250 2.1.5 ok\r\n354 go ahead\r\n", "354 go ahead\r\n250 2.1.5 ok\r\n"}}},
+      {"dovecot-multiline-split", {{"250-fake.lab.test", "250 fake.lab.test"}}},
+      {"drop@lhlo,line=2", {{"250-PIPELINING\r\n", ""}}},
+      {"inject@lhlo,line=5,text=250-XLOCKSTEP", {{"250 SIZE", "250-XLOCKSTEP\r\n250 SIZE"}}},
+      {"early@any#2,text=250 2.1.0 early", {{"250 SIZE\r\n250 2.1.0 ok\r\n", "250 SIZE\r\n250 2.1.0 early\r\n"}}},
+      {"shutdown@rcpt#2", {{"250 2.1.5 ok\r\n354 go ahead\r\n" + eod2 + "221 2.0.0 bye\r\n",
+                            "421 4.3.2 lockstep: service shutting down (injected)\r\n"}}},
+      {"lost-final-reply", {{eod2 + "221 2.0.0 bye\r\n", ""}}},
+      {"close@greeting", {{base.client_got, ""}}},
+      {"coalesce@any", {}},
+      {"fragment@any,size=2", {}},
+      {"delay@mail,ms=50", {}},
+  };
+  for (const auto& [fault, edits] : reply_cases) {
+    INFO(fault);
+    const WireRun r = wire_run(up, {fault});
+    CHECK(r.client_got == edited(base.client_got, edits));
+  }
+  const std::vector<std::pair<std::string, Edits>> client_cases = {
+      {"bare-lf@rcpt#1", {{"<alice@lab.test>\r\n", "<alice@lab.test>\n"}}},
+      {"bare-cr@content", {{"Subject: t\r\n\r\nhello", "Subject: t\r\rhello"}}},
+      {"smuggle@content,variant=lflf,text=RSET", {{"hello\r\n.\r\n", "hello\n.\nRSET\r\n.\r\n"}}},
+      {"long-line@mail,len=100", {{"MAIL FROM:<a@b.test>\r\n", "MAIL FROM:<a@b.test> " + std::string(77, 'X') + "\r\n"}}},
+      {"after-quit@quit", {{"QUIT\r\n", "QUIT\r\nNOOP\r\n"}}},
+      {"close@data+4", {{"ect: t\r\n\r\nhello\r\n.\r\nQUIT\r\n", ""}}},
+  };
+  for (const auto& [fault, edits] : client_cases) {
+    INFO(fault);
+    const WireRun r = wire_run(up, {fault});
+    CHECK(r.upstream_got == edited(base.upstream_got, edits));
   }
 }
 
