@@ -6,6 +6,7 @@
 #include "cli/check.hpp"
 #include "cli/demo.hpp"
 #include "cli/proxy.hpp"
+#include "cli/run.hpp"
 #include "engine/rules.hpp"
 
 namespace {
@@ -69,6 +70,31 @@ int main(int argc, char** argv) {
 
   auto* faults = app.add_subcommand("faults", "list the fault actions, positions and incident presets");
 
+  lockstep::cli::RunCliOptions ro, so;
+  auto scenario_options = [](CLI::App* c, lockstep::cli::RunCliOptions& o) {
+    c->add_option("--target", o.target, "the server under test: host:port, [v6]:port or unix:/path")->required();
+    c->add_option("--only", o.only, "run only the cases whose id or rule starts with this (repeatable)");
+    c->add_option("--skip", o.skip, "skip the cases whose id or rule starts with this (repeatable)");
+    c->add_option("--format", o.format, "report format")->check(CLI::IsMember({"text", "json", "junit"}));
+    c->add_option("--output,-o", o.output, "write the report to a file instead of standard output");
+    c->add_option("--html", o.html, "also write a self-contained HTML report with a ladder per case");
+    c->add_option("--color", o.color, "colour in the text report")->check(CLI::IsMember({"auto", "always", "never"}));
+    c->add_option("--rcpt", o.rcpts, "a recipient the server accepts ({rcpt1}, {rcpt2}, {rcpt3}; default alice, bob, carol @lab.test)");
+    c->add_option("--bad-rcpt", o.bad_rcpt, "a recipient the server rejects ({bad_rcpt}; default nobody@lab.test)");
+    c->add_option("--from", o.from, "the envelope sender ({from})");
+    c->add_option("--timeout", o.timeout, "seconds to wait for each expected reply (default 10)")->check(CLI::PositiveNumber);
+    c->add_flag("--verbose,-v", o.verbose, "show the transcript of every case, not only of failures");
+  };
+  auto* run = app.add_subcommand("run", "play scenarios against a live LMTP server (lockstep is the client)");
+  run->add_option("scenarios", ro.scenarios, "scenario files or directories")->required();
+  scenario_options(run, ro);
+  auto* suite = app.add_subcommand("suite", "run a conformance suite against a live peer");
+  suite->add_option("kind", so.suite, "which suite: server (lockstep tests an LMTP server)")
+      ->required()
+      ->check(CLI::IsMember({"server"}));
+  suite->add_option("--suite-dir", so.suite_dir, "where the suite's cases are (default: scenarios/suites/KIND)");
+  scenario_options(suite, so);
+
   std::string demo_color = "auto";
   auto* demo = app.add_subcommand("demo", "a live demo: client -> lockstep proxy -> a server leaking a stray reply");
   demo->add_option("--color", demo_color, "colour")->check(CLI::IsMember({"auto", "always", "never"}));
@@ -89,6 +115,8 @@ int main(int argc, char** argv) {
     if (*rules) return run_rules(markdown, unchecked);
     if (*proxy) return lockstep::cli::run_proxy(po);
     if (*faults) return lockstep::cli::run_faults_help();
+    if (*run) return lockstep::cli::run_scenarios(ro);
+    if (*suite) return lockstep::cli::run_scenarios(so);
     if (*demo) return lockstep::cli::run_demo(demo_color == "always" || (demo_color == "auto" && isatty(STDOUT_FILENO)));
   } catch (const std::exception& e) {
     fmt::print(stderr, "lockstep: {}\n", e.what());

@@ -1,0 +1,24 @@
+#pragma once
+#include <string>
+#include <vector>
+
+namespace lockstep::cli {
+
+struct RunCliOptions {
+  std::string target;
+  std::vector<std::string> scenarios;     // files or directories (run); empty for the suite's own
+  std::string suite;                      // "server" for `lockstep suite server`, empty for `lockstep run`
+  std::string suite_dir;                  // where the suite's cases are (default: the built-in path)
+  std::vector<std::string> only, skip;    // case id or rule prefixes
+  std::string format = "text", color = "auto", html, output;
+  std::vector<std::string> rcpts;         // {rcpt1}..{rcpt3}
+  std::string bad_rcpt, from;
+  double timeout = 10;
+  bool verbose = false;
+};
+
+// `lockstep run` and `lockstep suite`: 0 when no case failed, 1 when one did (or could
+// not run), 2 for usage errors and unreadable scenarios.
+int run_scenarios(const RunCliOptions& o);
+
+}  // namespace lockstep::cli

@@ -1,0 +1,318 @@
+#include "scenarios/scenario.hpp"
+
+#include <yaml-cpp/yaml.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace lockstep::scenarios {
+
+namespace {
+[[noreturn]] void fail(const std::string& name, const YAML::Node& n, const std::string& what) {
+  const int line = n.IsDefined() ? n.Mark().line + 1 : 0;
+  throw std::runtime_error(line > 0 ? fmt::format("{}:{}: {}", name, line, what) : fmt::format("{}: {}", name, what));
+}
+
+std::string scalar(const std::string& name, const YAML::Node& n, const char* what) {
+  if (!n.IsScalar()) fail(name, n, fmt::format("{} must be a string", what));
+  return n.as<std::string>();
+}
+
+// Escapes in raw bytes: \r \n \t \\ \xHH.
+std::string unescape(const std::string& name, const YAML::Node& n, const std::string& s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '\\' || i + 1 == s.size()) {
+      out += s[i];
+      continue;
+    }
+    const char c = s[++i];
+    if (c == 'r') out += '\r';
+    else if (c == 'n') out += '\n';
+    else if (c == 't') out += '\t';
+    else if (c == '\\') out += '\\';
+    else if (c == 'x' && i + 2 < s.size()) {
+      unsigned v = 0;
+      auto [p, ec] = std::from_chars(s.data() + i + 1, s.data() + std::min(s.size(), i + 3), v, 16);
+      if (ec != std::errc() || p != s.data() + i + 3) fail(name, n, "\\x needs two hex digits");
+      out += static_cast<char>(v);
+      i += 2;
+    } else {
+      fail(name, n, fmt::format("unknown escape \\{}", c));
+    }
+  }
+  return out;
+}
+
+std::string substitute(std::string s, const Placeholders& ph) {
+  auto put = [&](const std::string& key, const std::string& value) {
+    for (auto at = s.find(key); at != std::string::npos; at = s.find(key, at + value.size())) s.replace(at, key.size(), value);
+  };
+  for (std::size_t i = 0; i < ph.rcpts.size(); ++i) put(fmt::format("{{rcpt{}}}", i + 1), ph.rcpts[i]);
+  put("{bad_rcpt}", ph.bad_rcpt);
+  put("{from}", ph.from);
+  put("{helo}", ph.helo);
+  return s;
+}
+
+std::chrono::milliseconds duration(const std::string& name, const YAML::Node& n) {
+  std::string s = scalar(name, n, "a duration");
+  double scale = 1;
+  if (s.size() > 2 && s.substr(s.size() - 2) == "ms") s.resize(s.size() - 2);
+  else if (!s.empty() && s.back() == 's') {
+    s.pop_back();
+    scale = 1000;
+  }
+  char* end = nullptr;
+  const double v = std::strtod(s.c_str(), &end);
+  if (s.empty() || end != s.c_str() + s.size() || v < 0 || v > 3600e3) fail(name, n, "a duration such as 200ms or 2s is expected");
+  return std::chrono::milliseconds(static_cast<long long>(v * scale));
+}
+
+bool valid_code(const std::string& c) {
+  if (c.size() != 3 || c[0] < '1' || c[0] > '5') return false;
+  if (c.substr(1) == "xx") return true;
+  return std::all_of(c.begin(), c.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+}
+
+ReplyPattern pattern(const std::string& name, const YAML::Node& n) {
+  ReplyPattern p;
+  std::string s;
+  if (n.IsMap()) {
+    for (const auto& kv : n) {
+      const std::string k = kv.first.as<std::string>();
+      if (k == "code") s = scalar(name, kv.second, "code");
+      else if (k == "count") {
+        const std::string c = scalar(name, kv.second, "count");
+        auto [ptr, ec] = std::from_chars(c.data(), c.data() + c.size(), p.count);
+        if (ec != std::errc() || ptr != c.data() + c.size() || p.count == 0 || p.count > 10000)
+          fail(name, kv.second, "count must be a number from 1 to 10000");
+      } else {
+        fail(name, kv.first, fmt::format("unknown key '{}' in a reply pattern (code, count)", k));
+      }
+    }
+  } else {
+    s = scalar(name, n, "a reply pattern");
+  }
+  p.text = s;
+  if (s == "none") {
+    p.none = true;
+    return p;
+  }
+  std::string codes = s, re;
+  if (auto t = s.find('~'); t != std::string::npos) {
+    codes = s.substr(0, t);
+    re = s.substr(t + 1);
+    while (!re.empty() && re.front() == ' ') re.erase(0, 1);
+  }
+  while (!codes.empty() && codes.back() == ' ') codes.pop_back();
+  if (codes != "any" && !codes.empty()) {
+    std::size_t at = 0;
+    while (at <= codes.size()) {
+      const std::size_t bar = codes.find('|', at);
+      const std::string c = codes.substr(at, bar == std::string::npos ? std::string::npos : bar - at);
+      if (!valid_code(c)) fail(name, n, fmt::format("'{}' is not a reply code (250), class (2xx), any or none", c));
+      p.codes.push_back(c);
+      if (bar == std::string::npos) break;
+      at = bar + 1;
+    }
+  }
+  if (!re.empty()) {
+    try {
+      p.regex = std::regex(re, std::regex::ECMAScript | std::regex::icase);
+      p.regex_text = re;
+    } catch (const std::regex_error& e) {
+      fail(name, n, fmt::format("bad regular expression '{}': {}", re, e.what()));
+    }
+  }
+  return p;
+}
+
+// Content: text lines sent with CRLF, dot-stuffed, then the end of data.
+std::string content(const std::string& name, const YAML::Node& n) {
+  std::string body;
+  if (n.IsMap()) {
+    const auto size = n["size"];
+    if (!size || !size.IsScalar()) fail(name, n, "data: needs text or {size: N}");
+    std::uint64_t want = 0;
+    const std::string v = size.as<std::string>();
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), want);
+    if (ec != std::errc() || p != v.data() + v.size() || want > (64u << 20)) fail(name, size, "size must be a number up to 64 MiB");
+    body = "Subject: lockstep generated content\r\n\r\n";
+    std::uint64_t line = 0;
+    while (body.size() + 2 < want) body += fmt::format("{:08} the quick brown fox jumps over the lazy dog 0123456789 abcdefghij\r\n", line++);
+    return body + ".\r\n";
+  }
+  std::istringstream in(scalar(name, n, "data"));
+  std::string l;
+  while (std::getline(in, l)) {
+    if (!l.empty() && l[0] == '.') l.insert(0, ".");  // RFC 5321 §4.5.2
+    body += l + "\r\n";
+  }
+  return body + ".\r\n";
+}
+
+void steps(const std::string& name, const YAML::Node& list, const Placeholders& ph, std::vector<ScenarioStep>& out, int depth) {
+  if (!list.IsSequence()) fail(name, list, "steps must be a list");
+  if (depth > 4) fail(name, list, "repeat nested too deep");
+  for (const auto& item : list) {
+    if (!item.IsMap() || item.size() != 1) fail(name, item, "each step is one 'KEY: value' (C:, C|:, C/1:, data:, S:, S?:, wait:, close:, repeat:)");
+    const auto kv = *item.begin();
+    const std::string key = kv.first.as<std::string>();
+    const YAML::Node v = kv.second;
+    ScenarioStep s;
+    s.line = item.Mark().line + 1;
+    if (key == "C") {
+      s.kind = ScenarioStep::Kind::send;
+      if (v.IsSequence()) {  // a pipelined group: one write
+        for (const auto& c : v) {
+          const std::string line = substitute(scalar(name, c, "a command"), ph);
+          s.bytes += line + "\r\n";
+          s.shown += (s.shown.empty() ? "" : " | ") + line;
+        }
+      } else {
+        s.shown = substitute(scalar(name, v, "a command"), ph);
+        s.bytes = s.shown + "\r\n";
+      }
+      out.push_back(std::move(s));
+    } else if (key == "C/1") {  // one octet per write
+      s.kind = ScenarioStep::Kind::send;
+      s.shown = substitute(scalar(name, v, "a command"), ph);
+      s.bytes = s.shown + "\r\n";
+      s.fragment = 1;
+      out.push_back(std::move(s));
+    } else if (key == "C|") {
+      s.kind = ScenarioStep::Kind::send;
+      s.bytes = unescape(name, v, substitute(scalar(name, v, "raw bytes"), ph));
+      s.shown = scalar(name, v, "raw bytes");
+      out.push_back(std::move(s));
+    } else if (key == "data") {
+      s.kind = ScenarioStep::Kind::send;
+      s.bytes = content(name, v);
+      s.shown = fmt::format("[content: {} octets] .", s.bytes.size() - 3);
+      out.push_back(std::move(s));
+    } else if (key == "S" || key == "S?") {
+      if (key == "S?") {
+        s.kind = ScenarioStep::Kind::expect;
+        s.expect = pattern(name, v);
+        if (s.expect.none || s.expect.count != 1) fail(name, v, "S? takes one reply pattern");
+        s.expect.optional = true;
+        out.push_back(std::move(s));
+        continue;
+      }
+      if (v.IsScalar() && v.as<std::string>() == "closed") {
+        s.kind = ScenarioStep::Kind::expect_close;
+        out.push_back(std::move(s));
+        continue;
+      }
+      if (v.IsSequence()) {
+        for (const auto& p : v) {
+          ScenarioStep e;
+          e.kind = ScenarioStep::Kind::expect;
+          e.line = p.Mark().line + 1;
+          e.expect = pattern(name, p);
+          out.push_back(std::move(e));
+        }
+        continue;
+      }
+      s.kind = ScenarioStep::Kind::expect;
+      s.expect = pattern(name, v);
+      out.push_back(std::move(s));
+    } else if (key == "wait") {
+      s.kind = ScenarioStep::Kind::wait;
+      s.wait = duration(name, v);
+      out.push_back(std::move(s));
+    } else if (key == "close") {
+      s.kind = ScenarioStep::Kind::close;
+      out.push_back(std::move(s));
+    } else if (key == "repeat") {
+      if (!v.IsMap() || !v["times"] || !v["steps"]) fail(name, v, "repeat needs times: N and steps: [...]");
+      unsigned times = 0;
+      const std::string t = scalar(name, v["times"], "times");
+      auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), times);
+      if (ec != std::errc() || p != t.data() + t.size() || times == 0 || times > 100000) fail(name, v["times"], "times must be from 1 to 100000");
+      std::vector<ScenarioStep> body;
+      steps(name, v["steps"], ph, body, depth + 1);
+      for (unsigned i = 0; i < times; ++i) out.insert(out.end(), body.begin(), body.end());
+    } else {
+      fail(name, kv.first, fmt::format("unknown step '{}' (C, C|, C/1, data, S, S?, wait, close, repeat)", key));
+    }
+  }
+}
+}  // namespace
+
+bool ReplyPattern::matches(int code, const std::string& reply_text) const {
+  if (none) return false;
+  if (!codes.empty()) {
+    const std::string c = fmt::format("{:03}", code);
+    const bool ok = std::any_of(codes.begin(), codes.end(), [&](const std::string& want) {
+      return want.substr(1) == "xx" ? want[0] == c[0] : want == c;
+    });
+    if (!ok) return false;
+  }
+  return !regex || std::regex_search(reply_text, *regex);
+}
+
+Scenario parse_scenario(const std::string& text, const std::string& name, const Placeholders& ph) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw std::runtime_error(fmt::format("{}:{}: {}", name, e.mark.line + 1, e.msg));
+  }
+  if (!root.IsMap()) throw std::runtime_error(fmt::format("{}: a scenario is a YAML mapping (id, title, steps, ...)", name));
+  Scenario sc;
+  sc.file = name;
+  for (const auto& kv : root) {
+    const std::string k = kv.first.as<std::string>();
+    const YAML::Node& v = kv.second;
+    if (k == "id") sc.id = scalar(name, v, "id");
+    else if (k == "title") sc.title = scalar(name, v, "title");
+    else if (k == "role") {
+      sc.role = scalar(name, v, "role");
+      if (sc.role != "client") fail(name, v, "role: client (lockstep is the client and tests a server) is what this version runs");
+    } else if (k == "source") sc.source = scalar(name, v, "source");
+    else if (k == "requirement") sc.requirement = scalar(name, v, "requirement");
+    else if (k == "timeout") sc.timeout = duration(name, v);
+    else if (k == "rules" || k == "requires") {
+      if (!v.IsSequence()) fail(name, v, fmt::format("{} must be a list", k));
+      for (const auto& r : v) (k == "rules" ? sc.rules : sc.needs).push_back(scalar(name, r, k.c_str()));
+    } else if (k == "steps") {
+      steps(name, v, ph, sc.steps, 0);
+    } else {
+      fail(name, kv.first, fmt::format("unknown key '{}' (id, title, role, source, requirement, rules, requires, timeout, steps)", k));
+    }
+  }
+  if (sc.id.empty()) throw std::runtime_error(fmt::format("{}: the scenario has no id", name));
+  if (sc.steps.empty()) throw std::runtime_error(fmt::format("{}: the scenario has no steps", name));
+  return sc;
+}
+
+Scenario load_scenario(const std::string& path, const Placeholders& ph) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(fmt::format("{}: cannot read it", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (ss.str().size() > (4u << 20)) throw std::runtime_error(fmt::format("{}: over 4 MiB, not a scenario", path));
+  return parse_scenario(ss.str(), path, ph);
+}
+
+std::vector<std::string> scenario_files(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(path, ec)) return {path};
+  std::vector<std::string> out;
+  for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    const auto ext = it->path().extension();
+    if (it->is_regular_file() && (ext == ".yaml" || ext == ".yml")) out.push_back(it->path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace lockstep::scenarios

@@ -1,0 +1,70 @@
+#pragma once
+// Scenarios: a session written like a transcript (YAML, scenarios/README.md), that
+// lockstep plays against a live peer. Parsing is strict: every error names the file and
+// line.
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <regex>
+#include <string>
+#include <vector>
+
+namespace lockstep::scenarios {
+
+// What an S: step accepts as the next reply (or replies).
+struct ReplyPattern {
+  std::vector<std::string> codes;  // alternatives: "250", "2xx", "5xx"; empty: any code
+  std::string regex_text;          // "~ REGEX": searched in the whole reply text
+  std::optional<std::regex> regex;
+  bool none = false;               // no reply may arrive within the wait
+  bool optional = false;           // "S?": taken when the next reply matches, else left for the next step
+  std::uint32_t count = 1;         // this many replies in a row, each matching
+  std::string text;                // as written, for reports
+
+  // Whether one reply matches: its code, and the regex searched in its text (each line
+  // after the code and its separator, joined by "\n").
+  bool matches(int code, const std::string& reply_text) const;
+};
+
+struct ScenarioStep {
+  enum class Kind : std::uint8_t {
+    send,          // bytes to the peer
+    expect,        // replies from the peer
+    wait,          // a pause
+    close,         // lockstep half-closes its side
+    expect_close,  // the peer must close within the wait
+  };
+  Kind kind = Kind::send;
+  int line = 0;                   // in the scenario file
+  std::string bytes;              // send
+  std::size_t fragment = 0;       // send: octets per write (0: all in one write)
+  std::string shown;              // for reports: the command(s) as written
+  ReplyPattern expect;            // expect
+  std::chrono::milliseconds wait{0};
+};
+
+struct Scenario {
+  std::string file;
+  std::string id, title, role = "client", source, requirement;
+  std::vector<std::string> rules;     // rule IDs of the catalogue the case checks
+  std::vector<std::string> needs;      // capabilities the server must advertise, or the case is not applicable
+  std::vector<ScenarioStep> steps;
+  std::chrono::milliseconds timeout{0};  // per expectation; 0: the runner's default
+};
+
+// Placeholders a scenario may use: {rcpt1} {rcpt2} {rcpt3} {bad_rcpt} {from} {helo}.
+struct Placeholders {
+  std::vector<std::string> rcpts = {"alice@lab.test", "bob@lab.test", "carol@lab.test"};
+  std::string bad_rcpt = "nobody@lab.test";
+  std::string from = "sender@example.org";
+  std::string helo = "lockstep.test";
+};
+
+// Parses one scenario file; throws std::runtime_error "FILE:LINE: what is wrong".
+Scenario load_scenario(const std::string& path, const Placeholders& ph);
+Scenario parse_scenario(const std::string& text, const std::string& name, const Placeholders& ph);
+
+// Every *.yaml under `path` (or `path` itself), sorted by file name.
+std::vector<std::string> scenario_files(const std::string& path);
+
+}  // namespace lockstep::scenarios
