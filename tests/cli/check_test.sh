@@ -35,6 +35,16 @@ if grep -q "DATA will receive '250 2.1.5 ok', meant for RCPT" /tmp/lockstep-cli-
 if python3 -c "import sys; t=open('/tmp/lockstep-cli-rules.$$').read(); r=open('$src/README.md').read(); sys.exit(0 if t and t in r else 1)"; then
   pass=$((pass + 1)); else echo "FAIL README rule table differs from 'lockstep rules --unchecked --markdown'"; fail=$((fail + 1)); fi
 expect "stdin works" 0 sh -c "'$bin' check - < '$fx/transcripts/dovecot.txt'"
+# Scenarios: a broken file names its line; an unreachable target is an error, not a pass.
+printf 'id: t\ntitle: t\nsteps:\n  - S: "220"\n  - Q: nope\n' > /tmp/lockstep-cli-bad.$$.yaml
+expect "a bad scenario exits 2" 2 "$bin" run --target 127.0.0.1:1 /tmp/lockstep-cli-bad.$$.yaml
+if grep -q "lockstep-cli-bad.$$.yaml:5: unknown step 'Q'" /tmp/lockstep-cli-err.$$; then pass=$((pass + 1)); else
+  echo "FAIL the scenario error does not name the line"; fail=$((fail + 1)); fi
+expect "an unreachable target exits 1" 1 "$bin" suite server --target 127.0.0.1:1 --only lmtp-greeting
+if grep -q "cannot connect to 127.0.0.1:1" /tmp/lockstep-cli-err.$$; then pass=$((pass + 1)); else
+  echo "FAIL no connect error"; fail=$((fail + 1)); fi
+expect "an empty selection exits 2" 2 "$bin" suite server --target 127.0.0.1:1 --only no-such-case
+expect "an unknown suite exits 2" 2 "$bin" suite clients --target 127.0.0.1:1
 rm -f /tmp/lockstep-cli-*.$$
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

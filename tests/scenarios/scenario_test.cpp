@@ -1,0 +1,127 @@
+// The scenario format and the runner: parsing with line-numbered errors, patterns,
+// placeholders and repeats; verdicts against the in-process LMTP server.
+#include <catch2/catch.hpp>
+
+#include "proxy/toy_server.hpp"
+#include "scenarios/runner.hpp"
+#include "scenarios/scenario.hpp"
+
+using namespace lockstep;
+using namespace lockstep::scenarios;
+
+namespace {
+Scenario parse(const std::string& text) { return parse_scenario(text, "t.yaml", Placeholders{}); }
+
+std::string parse_error(const std::string& text) {
+  try {
+    parse(text);
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+const char* kHead = "id: t\ntitle: t\nsteps:\n";
+}  // namespace
+
+TEST_CASE("a scenario parses into steps with placeholders, groups, content and repeats", "[scenarios]") {
+  const Scenario sc = parse(std::string("id: x\ntitle: a case\nrules: [LMTP-4.2-PER-RCPT-REPLIES]\nrequires: [CHUNKING]\n"
+                                        "requirement: must\ntimeout: 2s\nsteps:\n"
+                                        "  - S: \"220\"\n"
+                                        "  - C: [\"MAIL FROM:<{from}>\", \"RCPT TO:<{rcpt2}>\"]\n"
+                                        "  - S: {code: 2xx, count: 2}\n"
+                                        "  - data: |\n      hello\n      .dot\n"
+                                        "  - S: \"250|251 ~ ^2\\\\.0\"\n"
+                                        "  - S?: 5xx\n"
+                                        "  - repeat: {times: 3, steps: [{C: NOOP}, {S: \"250\"}]}\n"
+                                        "  - C|: \"A\\\\r\\\\nB\\\\x41\"\n"
+                                        "  - wait: 150ms\n"
+                                        "  - S: closed\n"));
+  CHECK(sc.id == "x");
+  CHECK(sc.rules == std::vector<std::string>{"LMTP-4.2-PER-RCPT-REPLIES"});
+  CHECK(sc.needs == std::vector<std::string>{"CHUNKING"});
+  CHECK(sc.timeout == std::chrono::seconds(2));
+  REQUIRE(sc.steps.size() == 15);
+  CHECK(sc.steps[1].bytes == "MAIL FROM:<sender@example.org>\r\nRCPT TO:<bob@lab.test>\r\n");
+  CHECK(sc.steps[1].line == 9);
+  CHECK(sc.steps[2].expect.count == 2);
+  CHECK(sc.steps[2].expect.codes == std::vector<std::string>{"2xx"});
+  CHECK(sc.steps[3].bytes == "hello\r\n..dot\r\n.\r\n");
+  CHECK(sc.steps[4].expect.matches(251, "2.0.0 ok"));
+  CHECK_FALSE(sc.steps[4].expect.matches(251, "2.1.0 ok"));
+  CHECK_FALSE(sc.steps[4].expect.matches(252, "2.0.0 ok"));
+  CHECK(sc.steps[5].expect.optional);
+  CHECK(sc.steps[6].bytes == "NOOP\r\n");
+  CHECK(sc.steps[11].kind == ScenarioStep::Kind::expect);
+  CHECK(sc.steps[12].bytes == "A\r\nBA");
+  CHECK(sc.steps[13].wait == std::chrono::milliseconds(150));
+  CHECK(sc.steps[14].kind == ScenarioStep::Kind::expect_close);
+}
+
+TEST_CASE("errors in a scenario name the file and the line", "[scenarios][bad-input]") {
+  CHECK_THAT(parse_error(std::string(kHead) + "  - S: \"220\"\n  - X: nope\n"), Catch::StartsWith("t.yaml:5: unknown step 'X'"));
+  CHECK_THAT(parse_error(std::string(kHead) + "  - S: \"2x0\"\n"), Catch::StartsWith("t.yaml:4: '2x0' is not a reply code"));
+  CHECK_THAT(parse_error(std::string(kHead) + "  - S: \"250 ~ (\"\n"), Catch::Contains("bad regular expression"));
+  CHECK_THAT(parse_error(std::string(kHead) + "  - wait: soon\n"), Catch::Contains("a duration"));
+  CHECK_THAT(parse_error(std::string(kHead) + "  - C|: \"\\\\xZZ\"\n"), Catch::Contains("two hex digits"));
+  CHECK_THAT(parse_error(std::string(kHead) + "  - repeat: {times: 0, steps: []}\n"), Catch::Contains("times must be"));
+  CHECK_THAT(parse_error("id: t\nsteps: [\n"), Catch::StartsWith("t.yaml:"));
+  CHECK_THAT(parse_error("title: no id\nsteps:\n  - C: NOOP\n"), Catch::Contains("no id"));
+  CHECK_THAT(parse_error("id: t\ncolour: red\nsteps:\n  - C: NOOP\n"), Catch::Contains("t.yaml:2: unknown key 'colour'"));
+  CHECK_THAT(parse_error("- just\n- a list\n"), Catch::Contains("a YAML mapping"));
+  CHECK_THAT(parse_error(std::string(kHead) + "  - S: {code: 250, count: 0}\n"), Catch::Contains("count must be"));
+  CHECK_THAT(parse_error(std::string("\x01\x02\xff garbage: [")), Catch::StartsWith("t.yaml"));
+}
+
+TEST_CASE("the runner passes a conforming server and says where a case fails", "[scenarios][runner]") {
+  proxy::ToyLmtpServer server;
+  RunOptions o;
+  o.target = "127.0.0.1:" + std::to_string(server.port());
+  o.timeout = std::chrono::milliseconds(1500);
+  const std::string hello = "id: t\ntitle: t\nsteps:\n  - S: \"220\"\n  - C: LHLO c.test\n  - S: \"250 ~ (^|\\n)PIPELINING\"\n";
+
+  const auto pass = run_client(parse(hello + "  - C: [\"MAIL FROM:<a@b>\", \"RCPT TO:<alice@lab.test>\", \"RCPT TO:<nobody@lab.test>\", DATA]\n"
+                                             "  - S: [\"250\", \"250\", \"550\", \"354\"]\n"
+                                             "  - data: hi\n  - S: {code: 2xx, count: 1}\n  - S: none\n  - C: QUIT\n  - S: \"221\"\n  - S: closed\n"),
+                                 o);
+  CHECK(pass.verdict == Verdict::pass);
+  CHECK(pass.reason.empty());
+  CHECK(pass.transcript.front() == "S: 220 fake.lab.test LMTP ready");
+
+  const auto wrong = run_client(parse(hello + "  - C: NOOP\n  - S: \"5xx\"\n"), o);
+  CHECK(wrong.verdict == Verdict::fail);
+  CHECK(wrong.line == 8);
+  CHECK(wrong.reason == "expected 5xx, got '250 2.0.0 ok'");
+
+  const auto silent = run_client(parse(hello + "  - C: \"MAIL FROM:<a@b>\"\n  - S: [\"250\", \"250\"]\n"), o);
+  CHECK(silent.verdict == Verdict::fail);
+  CHECK_THAT(silent.reason, Catch::Contains("no reply came within 1500 ms"));
+
+  const auto na = run_client(parse("id: t\ntitle: t\nrequires: [CHUNKING]\nsteps:\n  - S: \"220\"\n  - C: LHLO c\n  - S: \"250\"\n  - C: \"BDAT 1 LAST\"\n"), o);
+  CHECK(na.verdict == Verdict::not_applicable);
+  CHECK(na.reason == "CHUNKING is not advertised");
+
+  // An optional reply that is not there leaves the next one for the next step.
+  const auto opt = run_client(parse(hello + "  - C: NOOP\n  - S?: \"5xx\"\n  - S: \"250\"\n"), o);
+  CHECK(opt.verdict == Verdict::pass);
+
+  RunOptions nowhere = o;
+  nowhere.target = "127.0.0.1:1";
+  const auto down = run_client(parse(hello), nowhere);
+  CHECK(down.verdict == Verdict::error);
+  CHECK_THAT(down.reason, Catch::Contains("cannot connect to 127.0.0.1:1"));
+}
+
+TEST_CASE("the engine fails a case whose rule the server broke, even when the steps matched", "[scenarios][runner]") {
+  // A server leaking '350 lockers' before its end-of-data reply: the steps accept any
+  // reply, the engine does not.
+  proxy::ToyLmtpServer server(proxy::ToyLmtpServer::Options{"350 lockers", 0});
+  RunOptions o;
+  o.target = "127.0.0.1:" + std::to_string(server.port());
+  const auto r = run_client(parse("id: t\ntitle: t\nrules: [LMTP-4.2-PER-RCPT-REPLIES]\nsteps:\n  - S: \"220\"\n  - C: LHLO c\n  - S: \"250\"\n"
+                                  "  - C: [\"MAIL FROM:<a@b>\", \"RCPT TO:<alice@lab.test>\", DATA]\n  - S: [any, any, \"354\"]\n"
+                                  "  - data: hi\n  - S: any\n  - S: any\n"),
+                            o);
+  CHECK(r.verdict == Verdict::fail);
+  CHECK_THAT(r.reason, Catch::StartsWith("LMTP-4.2-PER-RCPT-REPLIES"));
+}
