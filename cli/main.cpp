@@ -72,7 +72,10 @@ int main(int argc, char** argv) {
 
   lockstep::cli::RunCliOptions ro, so;
   auto scenario_options = [](CLI::App* c, lockstep::cli::RunCliOptions& o) {
-    c->add_option("--target", o.target, "the server under test: host:port, [v6]:port or unix:/path")->required();
+    c->add_option("--target", o.target, "lockstep is the client: the server under test (host:port, [v6]:port or unix:/path)");
+    c->add_option("--listen", o.listen, "lockstep is the server: where the client under test connects (host:port or unix:/path)");
+    c->add_option("--trigger", o.trigger, "with --listen: a shell command that makes the client deliver, run at the start of each case");
+    c->add_option("--reset", o.reset, "with --listen: a shell command run before each case (e.g. empty the client's queue)");
     c->add_option("--only", o.only, "run only the cases whose id or rule starts with this (repeatable)");
     c->add_option("--skip", o.skip, "skip the cases whose id or rule starts with this (repeatable)");
     c->add_option("--format", o.format, "report format")->check(CLI::IsMember({"text", "json", "junit"}));
@@ -82,16 +85,16 @@ int main(int argc, char** argv) {
     c->add_option("--rcpt", o.rcpts, "a recipient the server accepts ({rcpt1}, {rcpt2}, {rcpt3}; default alice, bob, carol @lab.test)");
     c->add_option("--bad-rcpt", o.bad_rcpt, "a recipient the server rejects ({bad_rcpt}; default nobody@lab.test)");
     c->add_option("--from", o.from, "the envelope sender ({from})");
-    c->add_option("--timeout", o.timeout, "seconds to wait for each expected reply (default 10)")->check(CLI::PositiveNumber);
+    c->add_option("--timeout", o.timeout, "seconds to wait for each expected reply, command or connection (default 10)")->check(CLI::PositiveNumber);
     c->add_flag("--verbose,-v", o.verbose, "show the transcript of every case, not only of failures");
   };
-  auto* run = app.add_subcommand("run", "play scenarios against a live LMTP server (lockstep is the client)");
+  auto* run = app.add_subcommand("run", "play scenarios against a live LMTP server (--target) or client (--listen)");
   run->add_option("scenarios", ro.scenarios, "scenario files or directories")->required();
   scenario_options(run, ro);
   auto* suite = app.add_subcommand("suite", "run a conformance suite against a live peer");
-  suite->add_option("kind", so.suite, "which suite: server (lockstep tests an LMTP server)")
+  suite->add_option("kind", so.suite, "which suite: server (lockstep tests an LMTP server), client (lockstep tests an LMTP client)")
       ->required()
-      ->check(CLI::IsMember({"server"}));
+      ->check(CLI::IsMember({"server", "client"}));
   suite->add_option("--suite-dir", so.suite_dir, "where the suite's cases are (default: scenarios/suites/KIND)");
   scenario_options(suite, so);
 

@@ -11,6 +11,7 @@
 #include "scenarios/report.hpp"
 #include "scenarios/runner.hpp"
 #include "scenarios/scenario.hpp"
+#include "scenarios/server_runner.hpp"
 
 namespace lockstep::cli {
 
@@ -33,6 +34,18 @@ bool write_file(const std::string& path, const std::string& text) {
 
 int run_scenarios(const RunCliOptions& o) {
   const char* who = o.suite.empty() ? "lockstep run" : "lockstep suite";
+  if (o.target.empty() == o.listen.empty()) {
+    fmt::print(stderr, "{}: give --target ADDR (test a server) or --listen ADDR (test a client), one of them\n", who);
+    return 2;
+  }
+  if (o.suite == "server" && o.target.empty()) {
+    fmt::print(stderr, "{}: the server suite tests a server: give --target ADDR\n", who);
+    return 2;
+  }
+  if (o.suite == "client" && o.listen.empty()) {
+    fmt::print(stderr, "{}: the client suite tests a client: give --listen ADDR and --trigger CMD\n", who);
+    return 2;
+  }
   scenarios::RunOptions ro;
   ro.target = o.target;
   ro.timeout = std::chrono::milliseconds(static_cast<long long>(o.timeout * 1000));
@@ -86,9 +99,25 @@ int run_scenarios(const RunCliOptions& o) {
 
   scenarios::SuiteRun run;
   run.suite = o.suite.empty() ? "scenarios" : o.suite;
-  run.target = o.target;
+  run.target = o.target.empty() ? o.listen : o.target;
+  std::unique_ptr<scenarios::Listener> listener;
+  scenarios::ServeOptions so;
+  if (!o.listen.empty()) {
+    try {
+      listener = std::make_unique<scenarios::Listener>(o.listen);
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "{}: {}\n", who, e.what());
+      return 2;
+    }
+    run.target = listener->address();
+    so.trigger = o.trigger;
+    so.reset = o.reset;
+    so.timeout = ro.timeout;
+    so.placeholders = ro.placeholders;
+    if (o.trigger.empty()) fmt::print(stderr, "{}: listening on {}; no --trigger: make the client connect\n", who, run.target);
+  }
   for (const auto& sc : cases) {
-    run.cases.push_back(scenarios::run_client(sc, ro));
+    run.cases.push_back(listener ? scenarios::run_server(sc, *listener, so) : scenarios::run_client(sc, ro));
     const auto& r = run.cases.back();
     if (run.peer.empty())
       for (const auto& t : r.transcript)
@@ -97,7 +126,7 @@ int run_scenarios(const RunCliOptions& o) {
           break;
         }
     // The target is down: every other case would say the same.
-    if (r.verdict == scenarios::Verdict::error && run.cases.size() == 1) {
+    if (!listener && r.verdict == scenarios::Verdict::error && run.cases.size() == 1) {
       fmt::print(stderr, "{}: {}\n", who, r.reason);
       return 1;
     }

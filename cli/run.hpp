@@ -5,9 +5,10 @@
 namespace lockstep::cli {
 
 struct RunCliOptions {
-  std::string target;
+  std::string target;                     // lockstep is the client (tests a server)
+  std::string listen, trigger, reset;     // lockstep is the server (tests a client)
   std::vector<std::string> scenarios;     // files or directories (run); empty for the suite's own
-  std::string suite;                      // "server" for `lockstep suite server`, empty for `lockstep run`
+  std::string suite;                      // "server" or "client" for `lockstep suite`, empty for `lockstep run`
   std::string suite_dir;                  // where the suite's cases are (default: the built-in path)
   std::vector<std::string> only, skip;    // case id or rule prefixes
   std::string format = "text", color = "auto", html, output;

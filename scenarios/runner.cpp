@@ -263,6 +263,11 @@ CaseResult run_client(const Scenario& sc, const RunOptions& opts) {
   r.source = sc.source;
   r.rules = sc.rules;
   const auto start = Clock::now();
+  if (sc.role != "client") {
+    r.verdict = Verdict::error;
+    r.reason = "role: server (lockstep tests a client): run it with --listen";
+    return r;
+  }
   std::string err;
   const int fd = connect_to(opts.target, opts.connect_timeout, err);
   if (fd < 0) {
@@ -360,6 +365,12 @@ CaseResult run_client(const Scenario& sc, const RunOptions& opts) {
         if (!conv.wait_closed(Clock::now() + timeout)) failed(s, fmt::format("the server did not close the connection within {} ms", timeout.count()));
         break;
       }
+      case ScenarioStep::Kind::expect_command:
+      case ScenarioStep::Kind::accept:
+      case ScenarioStep::Kind::trigger:
+      case ScenarioStep::Kind::no_connection:
+        failed(s, "a step of a server-role scenario: run it with --listen");
+        break;
     }
   }
   conv.finish();

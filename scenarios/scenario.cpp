@@ -244,7 +244,157 @@ void steps(const std::string& name, const YAML::Node& list, const Placeholders& 
     }
   }
 }
+CommandPattern command_pattern(const std::string& name, const YAML::Node& n, const Placeholders& ph) {
+  CommandPattern p;
+  std::string s;
+  if (n.IsMap()) {
+    for (const auto& kv : n) {
+      const std::string k = kv.first.as<std::string>();
+      if (k == "verb") s = scalar(name, kv.second, "verb");
+      else if (k == "count") {
+        const std::string c = scalar(name, kv.second, "count");
+        auto [ptr, ec] = std::from_chars(c.data(), c.data() + c.size(), p.count);
+        if (ec != std::errc() || ptr != c.data() + c.size() || p.count == 0 || p.count > 10000)
+          fail(name, kv.second, "count must be a number from 1 to 10000");
+      } else {
+        fail(name, kv.first, fmt::format("unknown key '{}' in a command pattern (verb, count)", k));
+      }
+    }
+  } else {
+    s = scalar(name, n, "a command pattern");
+  }
+  s = substitute(s, ph);
+  p.text = s;
+  if (s == "content") {
+    p.content = true;
+    return p;
+  }
+  if (s == "none") {
+    p.none = true;
+    return p;
+  }
+  std::string verbs = s, re;
+  if (auto t = s.find('~'); t != std::string::npos) {
+    verbs = s.substr(0, t);
+    re = s.substr(t + 1);
+    while (!re.empty() && re.front() == ' ') re.erase(0, 1);
+  }
+  while (!verbs.empty() && verbs.back() == ' ') verbs.pop_back();
+  if (verbs != "any" && !verbs.empty()) {
+    std::size_t at = 0;
+    for (;;) {
+      const std::size_t bar = verbs.find('|', at);
+      std::string v = verbs.substr(at, bar == std::string::npos ? std::string::npos : bar - at);
+      std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+      if (v.empty() || v.size() > 12 || !std::all_of(v.begin(), v.end(), [](char c) { return c >= 'A' && c <= 'Z'; }))
+        fail(name, n, fmt::format("'{}' is not a command verb (MAIL, RCPT|DATA, any, content, none, closed)", v));
+      p.verbs.push_back(v);
+      if (bar == std::string::npos) break;
+      at = bar + 1;
+    }
+  }
+  if (!re.empty()) {
+    try {
+      p.regex = std::regex(re, std::regex::ECMAScript | std::regex::icase);
+      p.regex_text = re;
+    } catch (const std::regex_error& e) {
+      fail(name, n, fmt::format("bad regular expression '{}': {}", re, e.what()));
+    }
+  }
+  return p;
+}
+
+// Steps of a scenario in which lockstep is the server: S: sends, C: expects.
+void server_steps(const std::string& name, const YAML::Node& list, const Placeholders& ph, std::vector<ScenarioStep>& out, int depth) {
+  if (!list.IsSequence()) fail(name, list, "steps must be a list");
+  if (depth > 4) fail(name, list, "repeat nested too deep");
+  for (const auto& item : list) {
+    if (!item.IsMap() || item.size() != 1)
+      fail(name, item, "each step is one 'KEY: value' (S:, S?:, S|:, C:, C?:, wait:, accept:, trigger:, no-connection:, close:, repeat:)");
+    const auto kv = *item.begin();
+    const std::string key = kv.first.as<std::string>();
+    const YAML::Node v = kv.second;
+    ScenarioStep s;
+    s.line = item.Mark().line + 1;
+    if (key == "S" || key == "S?") {  // a reply: one line, or the lines of a multi-line reply
+      s.kind = ScenarioStep::Kind::send;
+      s.if_matched = key == "S?";
+      if (s.if_matched && (out.empty() || out.back().kind != ScenarioStep::Kind::expect_command || !out.back().command.optional))
+        fail(name, item, "S? answers the optional command just before it: put it after a C? step");
+      if (v.IsSequence()) {
+        for (const auto& l : v) s.bytes += substitute(scalar(name, l, "a reply line"), ph) + "\r\n";
+      } else {
+        s.bytes = substitute(scalar(name, v, "a reply"), ph) + "\r\n";
+      }
+      out.push_back(std::move(s));
+    } else if (key == "S|") {
+      s.kind = ScenarioStep::Kind::send;
+      s.bytes = unescape(name, v, substitute(scalar(name, v, "raw bytes"), ph));
+      out.push_back(std::move(s));
+    } else if (key == "C" || key == "C?") {
+      if (v.IsScalar() && v.as<std::string>() == "closed") {
+        s.kind = ScenarioStep::Kind::expect_close;
+        out.push_back(std::move(s));
+        continue;
+      }
+      const bool optional = key == "C?";
+      if (v.IsSequence()) {
+        for (const auto& p : v) {
+          ScenarioStep e;
+          e.kind = ScenarioStep::Kind::expect_command;
+          e.line = p.Mark().line + 1;
+          e.command = command_pattern(name, p, ph);
+          e.command.optional = optional;
+          out.push_back(std::move(e));
+        }
+        continue;
+      }
+      s.kind = ScenarioStep::Kind::expect_command;
+      s.command = command_pattern(name, v, ph);
+      s.command.optional = optional;
+      if (optional && (s.command.count != 1 || s.command.content || s.command.none)) fail(name, v, "C? takes one command pattern");
+      out.push_back(std::move(s));
+    } else if (key == "wait") {
+      s.kind = ScenarioStep::Kind::wait;
+      s.wait = duration(name, v);
+      out.push_back(std::move(s));
+    } else if (key == "accept") {
+      s.kind = ScenarioStep::Kind::accept;
+      out.push_back(std::move(s));
+    } else if (key == "trigger") {
+      s.kind = ScenarioStep::Kind::trigger;
+      out.push_back(std::move(s));
+    } else if (key == "no-connection") {
+      s.kind = ScenarioStep::Kind::no_connection;
+      s.wait = duration(name, v);
+      out.push_back(std::move(s));
+    } else if (key == "close") {
+      s.kind = ScenarioStep::Kind::close;
+      out.push_back(std::move(s));
+    } else if (key == "repeat") {
+      if (!v.IsMap() || !v["times"] || !v["steps"]) fail(name, v, "repeat needs times: N and steps: [...]");
+      unsigned times = 0;
+      const std::string t = scalar(name, v["times"], "times");
+      auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), times);
+      if (ec != std::errc() || p != t.data() + t.size() || times == 0 || times > 100000) fail(name, v["times"], "times must be from 1 to 100000");
+      std::vector<ScenarioStep> body;
+      server_steps(name, v["steps"], ph, body, depth + 1);
+      for (unsigned i = 0; i < times; ++i) out.insert(out.end(), body.begin(), body.end());
+    } else {
+      fail(name, kv.first, fmt::format("unknown step '{}' for role server (S, S?, S|, C, C?, wait, accept, trigger, no-connection, close, repeat)", key));
+    }
+  }
+}
 }  // namespace
+
+bool CommandPattern::matches(const std::string& line) const {
+  if (!verbs.empty()) {
+    std::string verb = line.substr(0, line.find(' '));
+    std::transform(verb.begin(), verb.end(), verb.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    if (std::find(verbs.begin(), verbs.end(), verb) == verbs.end()) return false;
+  }
+  return !regex || std::regex_search(line, *regex);
+}
 
 bool ReplyPattern::matches(int code, const std::string& reply_text) const {
   if (none) return false;
@@ -268,6 +418,7 @@ Scenario parse_scenario(const std::string& text, const std::string& name, const 
   if (!root.IsMap()) throw std::runtime_error(fmt::format("{}: a scenario is a YAML mapping (id, title, steps, ...)", name));
   Scenario sc;
   sc.file = name;
+  YAML::Node steps_node;
   for (const auto& kv : root) {
     const std::string k = kv.first.as<std::string>();
     const YAML::Node& v = kv.second;
@@ -275,7 +426,8 @@ Scenario parse_scenario(const std::string& text, const std::string& name, const 
     else if (k == "title") sc.title = scalar(name, v, "title");
     else if (k == "role") {
       sc.role = scalar(name, v, "role");
-      if (sc.role != "client") fail(name, v, "role: client (lockstep is the client and tests a server) is what this version runs");
+      if (sc.role != "client" && sc.role != "server")
+        fail(name, v, "role is client (lockstep is the client and tests a server) or server (lockstep tests a client)");
     } else if (k == "source") sc.source = scalar(name, v, "source");
     else if (k == "requirement") sc.requirement = scalar(name, v, "requirement");
     else if (k == "timeout") sc.timeout = duration(name, v);
@@ -283,10 +435,14 @@ Scenario parse_scenario(const std::string& text, const std::string& name, const 
       if (!v.IsSequence()) fail(name, v, fmt::format("{} must be a list", k));
       for (const auto& r : v) (k == "rules" ? sc.rules : sc.needs).push_back(scalar(name, r, k.c_str()));
     } else if (k == "steps") {
-      steps(name, v, ph, sc.steps, 0);
+      steps_node = v;
     } else {
       fail(name, kv.first, fmt::format("unknown key '{}' (id, title, role, source, requirement, rules, requires, timeout, steps)", k));
     }
+  }
+  if (steps_node) {
+    if (sc.role == "server") server_steps(name, steps_node, ph, sc.steps, 0);
+    else steps(name, steps_node, ph, sc.steps, 0);
   }
   if (sc.id.empty()) throw std::runtime_error(fmt::format("{}: the scenario has no id", name));
   if (sc.steps.empty()) throw std::runtime_error(fmt::format("{}: the scenario has no steps", name));

@@ -26,26 +26,46 @@ struct ReplyPattern {
   bool matches(int code, const std::string& reply_text) const;
 };
 
+// What a C: step of a server-role scenario accepts as the client's next command(s).
+struct CommandPattern {
+  std::vector<std::string> verbs;  // alternatives ("MAIL", "RCPT"); empty: any command
+  std::string regex_text;          // "~ REGEX": searched in the whole command line
+  std::optional<std::regex> regex;
+  std::uint32_t count = 1;
+  bool optional = false;           // "C?"
+  bool content = false;            // "C: content": message content up to the end of data
+  bool none = false;               // "C: none": no command within 1 s
+  std::string text;                // as written
+
+  bool matches(const std::string& line) const;
+};
+
 struct ScenarioStep {
   enum class Kind : std::uint8_t {
-    send,          // bytes to the peer
-    expect,        // replies from the peer
-    wait,          // a pause
-    close,         // lockstep half-closes its side
-    expect_close,  // the peer must close within the wait
+    send,           // bytes to the peer
+    expect,         // replies from the peer (lockstep the client)
+    wait,           // a pause
+    close,          // lockstep half-closes its side
+    expect_close,   // the peer must close within the wait
+    expect_command, // the client's command(s) or content (lockstep the server)
+    accept,         // lockstep the server: close this connection, wait for the client's next one
+    trigger,        // run the trigger command again
+    no_connection,  // no new connection may arrive within `wait`
   };
   Kind kind = Kind::send;
   int line = 0;                   // in the scenario file
   std::string bytes;              // send
   std::size_t fragment = 0;       // send: octets per write (0: all in one write)
+  bool if_matched = false;        // send ("S?", role server): only when the C? step before it matched
   std::string shown;              // for reports: the command(s) as written
   ReplyPattern expect;            // expect
+  CommandPattern command;         // expect_command
   std::chrono::milliseconds wait{0};
 };
 
 struct Scenario {
   std::string file;
-  std::string id, title, role = "client", source, requirement;
+  std::string id, title, role = "client", source, requirement;  // role: client (tests a server) or server (tests a client)
   std::vector<std::string> rules;     // rule IDs of the catalogue the case checks
   std::vector<std::string> needs;      // capabilities the server must advertise, or the case is not applicable
   std::vector<ScenarioStep> steps;

@@ -1,0 +1,148 @@
+// Server-role scenarios: lockstep plays the LMTP server and judges a client. The clients
+// here are threads of the test, one well-behaved and one that reuses a connection after
+// a surplus reply (the Postfix bug class).
+#include <catch2/catch.hpp>
+
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+
+#include <thread>
+
+#include "scenarios/server_runner.hpp"
+
+using namespace lockstep;
+using namespace lockstep::scenarios;
+
+namespace {
+// A blocking line client for the test's fake MTA.
+struct Mta {
+  explicit Mta(const std::string& address) {
+    fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<std::uint16_t>(std::stoi(address.substr(address.rfind(':') + 1))));
+    ::inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    ok = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
+  }
+  ~Mta() { ::close(fd); }
+  void send(const std::string& s) { (void)::send(fd, s.data(), s.size(), MSG_NOSIGNAL); }
+  // One reply line, "" on EOF or after 5 s.
+  std::string line() {
+    for (;;) {
+      const auto lf = buf.find('\n');
+      if (lf != std::string::npos) {
+        std::string l = buf.substr(0, lf + 1);
+        buf.erase(0, lf + 1);
+        return l;
+      }
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 5000) <= 0) return "";
+      char b[4096];
+      const ssize_t n = ::recv(fd, b, sizeof b, 0);
+      if (n <= 0) return "";
+      buf.append(b, static_cast<std::size_t>(n));
+    }
+  }
+  // A reply (multi-line replies read whole).
+  std::string reply() {
+    std::string l;
+    do l = line();
+    while (l.size() > 3 && l[3] == '-');
+    return l;
+  }
+  int fd;
+  bool ok = false;
+  std::string buf;
+};
+
+// Delivers one message to two recipients, pipelined, counting replies; then either
+// QUITs (good) or goes on with another transaction on the same connection (bad).
+void mta(const std::string& address, bool reuse) {
+  Mta m(address);
+  if (!m.ok) return;
+  m.reply();
+  m.send("LHLO mta.test\r\n");
+  m.reply();
+  m.send("MAIL FROM:<s@x.test>\r\nRCPT TO:<alice@lab.test>\r\nRCPT TO:<bob@lab.test>\r\nDATA\r\n");
+  for (int i = 0; i < 4; ++i) m.reply();
+  m.send("Subject: t\r\n\r\nhi\r\n.\r\n");
+  m.reply();
+  m.reply();
+  if (reuse) {
+    m.send("RSET\r\n");
+    m.reply();
+    m.send("MAIL FROM:<s@x.test>\r\n");
+    m.reply();
+  }
+  m.send("QUIT\r\n");
+  m.reply();
+}
+
+CaseResult play(const std::string& file, bool reuse) {
+  Listener l("127.0.0.1:0");
+  ServeOptions o;
+  o.timeout = std::chrono::milliseconds(3000);
+  const Scenario sc = load_scenario(std::string(LOCKSTEP_SOURCE_DIR) + "/scenarios/suites/client/" + file, o.placeholders);
+  std::thread t([&] { mta(l.address(), reuse); });
+  CaseResult r = run_server(sc, l, o);
+  t.join();
+  return r;
+}
+}  // namespace
+
+TEST_CASE("the client suite passes a client that delivers cleanly", "[scenarios][server-role]") {
+  const CaseResult r = play("client-clean-delivery.yaml", false);
+  INFO(r.reason);
+  CHECK(r.verdict == Verdict::pass);
+  CHECK(r.transcript.front() == "-- connection accepted");
+}
+
+TEST_CASE("the client suite fails a client that reuses a connection after a surplus reply", "[scenarios][server-role]") {
+  const CaseResult good = play("client-cyrus-lockers.yaml", false);
+  INFO(good.reason);
+  CHECK(good.verdict == Verdict::pass);
+  const CaseResult bad = play("client-cyrus-lockers.yaml", true);
+  CHECK(bad.verdict == Verdict::fail);
+  CHECK(bad.reason == "the client sent 'RSET' instead of closing the connection");
+}
+
+TEST_CASE("a client that never connects is an error, not a pass", "[scenarios][server-role]") {
+  Listener l("127.0.0.1:0");
+  ServeOptions o;
+  o.timeout = std::chrono::milliseconds(300);
+  const Scenario sc = parse_scenario("id: t\nrole: server\ntitle: t\nsteps:\n  - S: \"220 x\"\n  - C: LHLO\n", "t.yaml", o.placeholders);
+  const CaseResult r = run_server(sc, l, o);
+  CHECK(r.verdict == Verdict::error);
+  CHECK_THAT(r.reason, Catch::Contains("did not connect"));
+}
+
+TEST_CASE("server-role steps parse, and misuse names the line", "[scenarios][server-role]") {
+  Placeholders ph;
+  const Scenario sc = parse_scenario("id: t\nrole: server\ntitle: t\nsteps:\n  - S: [\"250-a\", \"250 b\"]\n"
+                                     "  - C: [MAIL, \"RCPT ~ <{rcpt2}>\"]\n  - C: content\n  - C?: QUIT\n  - S?: \"221 bye\"\n"
+                                     "  - accept: true\n  - no-connection: 2s\n  - C: closed\n",
+                                     "t.yaml", ph);
+  REQUIRE(sc.steps.size() == 9);
+  CHECK(sc.steps[0].bytes == "250-a\r\n250 b\r\n");
+  CHECK(sc.steps[2].command.matches("RCPT TO:<bob@lab.test>"));
+  CHECK_FALSE(sc.steps[2].command.matches("RCPT TO:<alice@lab.test>"));
+  CHECK_FALSE(sc.steps[1].command.matches("RCPT TO:<bob@lab.test>"));
+  CHECK(sc.steps[3].command.content);
+  CHECK(sc.steps[5].if_matched);
+  CHECK(sc.steps[7].wait == std::chrono::seconds(2));
+  auto error = [&](const std::string& steps) -> std::string {
+    try {
+      parse_scenario("id: t\nrole: server\ntitle: t\nsteps:\n" + steps, "t.yaml", ph);
+    } catch (const std::runtime_error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  CHECK_THAT(error("  - S?: \"221\"\n"), Catch::StartsWith("t.yaml:5: S? answers the optional command"));
+  CHECK_THAT(error("  - C: \"M4IL\"\n"), Catch::StartsWith("t.yaml:5: 'M4IL' is not a command verb"));
+  CHECK_THAT(error("  - data: x\n"), Catch::StartsWith("t.yaml:5: unknown step 'data' for role server"));
+}
