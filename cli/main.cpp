@@ -98,6 +98,26 @@ int main(int argc, char** argv) {
   suite->add_option("--suite-dir", so.suite_dir, "where the suite's cases are (default: scenarios/suites/KIND)");
   scenario_options(suite, so);
 
+  lockstep::cli::ReplayCliOptions rp, rs;
+  auto* replay = app.add_subcommand("replay", "re-drive the client side of a recording against a live server and compare the replies");
+  replay->add_option("file", rp.file, "a recording, socat -v dump or Postfix -v log")->required();
+  replay->add_option("--target", rp.run.target, "the server: host:port, [v6]:port or unix:/path")->required();
+  replay->add_option("--conn", rp.conn, "replay only this connection");
+  replay->add_option("--input-format", rp.input_format, "input format (default: detect)")
+      ->check(CLI::IsMember({"auto", "jsonl", "postfix", "socat"}));
+  replay->add_option("--format", rp.run.format, "report format")->check(CLI::IsMember({"text", "json", "junit"}));
+  replay->add_option("--output,-o", rp.run.output, "write the report to a file");
+  replay->add_option("--html", rp.run.html, "also write an HTML report");
+  replay->add_option("--color", rp.run.color, "colour")->check(CLI::IsMember({"auto", "always", "never"}));
+  replay->add_option("--timeout", rp.run.timeout, "seconds to wait for each reply (default 10)")->check(CLI::PositiveNumber);
+  replay->add_flag("--verbose,-v", rp.run.verbose, "show the transcript of every session");
+  auto* r2s = app.add_subcommand("record-to-scenario", "turn each connection of a recording into a scenario file");
+  r2s->add_option("file", rs.file, "a recording, socat -v dump or Postfix -v log")->required();
+  r2s->add_option("--conn", rs.conn, "only this connection");
+  r2s->add_option("--input-format", rs.input_format, "input format (default: detect)")
+      ->check(CLI::IsMember({"auto", "jsonl", "postfix", "socat"}));
+  r2s->add_option("--output-dir,-o", rs.output_dir, "write one FILE per connection there (default: all to standard output)");
+
   std::string demo_color = "auto";
   auto* demo = app.add_subcommand("demo", "a live demo: client -> lockstep proxy -> a server leaking a stray reply");
   demo->add_option("--color", demo_color, "colour")->check(CLI::IsMember({"auto", "always", "never"}));
@@ -120,6 +140,8 @@ int main(int argc, char** argv) {
     if (*faults) return lockstep::cli::run_faults_help();
     if (*run) return lockstep::cli::run_scenarios(ro);
     if (*suite) return lockstep::cli::run_scenarios(so);
+    if (*replay) return lockstep::cli::run_replay(rp);
+    if (*r2s) return lockstep::cli::run_record_to_scenario(rs);
     if (*demo) return lockstep::cli::run_demo(demo_color == "always" || (demo_color == "auto" && isatty(STDOUT_FILENO)));
   } catch (const std::exception& e) {
     fmt::print(stderr, "lockstep: {}\n", e.what());

@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "engine/source.hpp"
+#include "scenarios/convert.hpp"
 #include "scenarios/report.hpp"
 #include "scenarios/runner.hpp"
 #include "scenarios/scenario.hpp"
@@ -31,6 +33,82 @@ bool write_file(const std::string& path, const std::string& text) {
   return static_cast<bool>(out.flush());
 }
 }  // namespace
+
+namespace {
+// The output of a run in the chosen format, to standard output or a file; the exit code.
+int report(const RunCliOptions& o, const char* who, const scenarios::SuiteRun& run);
+
+std::vector<scenarios::ConvertedSession> convert(const ReplayCliOptions& o, const char* who, bool& ok) {
+  std::string err;
+  auto src = open_source(o.file, o.input_format, err);
+  ok = static_cast<bool>(src);
+  if (!src) {
+    fmt::print(stderr, "{}: {}\n", who, err);
+    return {};
+  }
+  auto sessions = scenarios::recording_to_scenarios(*src, o.file, o.conn);
+  if (!src->error().empty()) {
+    fmt::print(stderr, "{}: {}: {}\n", who, o.file, src->error());
+    ok = false;
+  }
+  if (sessions.empty()) {
+    fmt::print(stderr, "{}: {}: no session{}\n", who, o.file, o.conn.empty() ? "" : fmt::format(" with connection {}", o.conn));
+    ok = false;
+  }
+  return sessions;
+}
+}  // namespace
+
+int run_record_to_scenario(const ReplayCliOptions& o) {
+  const char* who = "lockstep record-to-scenario";
+  bool ok = true;
+  const auto sessions = convert(o, who, ok);
+  if (!ok) return 2;
+  if (o.output_dir.empty()) {
+    for (std::size_t i = 0; i < sessions.size(); ++i) fmt::print("{}{}", i ? "---\n" : "", sessions[i].yaml);
+    return 0;
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(o.output_dir, ec);
+  for (const auto& s : sessions) {
+    const std::string id = s.yaml.substr(4, s.yaml.find('\n') - 4);
+    const std::string path = (std::filesystem::path(o.output_dir) / (id + ".yaml")).string();
+    if (!write_file(path, s.yaml)) {
+      fmt::print(stderr, "{}: cannot write {}\n", who, path);
+      return 2;
+    }
+    fmt::print("{} ({} replies{})\n", path, s.replies, s.mid_session ? ", joined mid-way" : "");
+  }
+  return 0;
+}
+
+int run_replay(const ReplayCliOptions& o) {
+  const char* who = "lockstep replay";
+  bool ok = true;
+  const auto sessions = convert(o, who, ok);
+  if (!ok) return 2;
+  scenarios::RunOptions ro;
+  ro.target = o.run.target;
+  ro.timeout = std::chrono::milliseconds(static_cast<long long>(o.run.timeout * 1000));
+  scenarios::SuiteRun run;
+  run.suite = "replay " + o.file;
+  run.target = o.run.target;
+  for (const auto& s : sessions) {
+    scenarios::Scenario sc;
+    try {
+      sc = scenarios::parse_scenario(s.yaml, o.file + "#" + s.conn, ro.placeholders);
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "{}: {}\n", who, e.what());
+      return 2;
+    }
+    run.cases.push_back(scenarios::run_client(sc, ro));
+    if (run.cases.back().verdict == scenarios::Verdict::error && run.cases.size() == 1) {
+      fmt::print(stderr, "{}: {}\n", who, run.cases.back().reason);
+      return 1;
+    }
+  }
+  return report(o.run, who, run);
+}
 
 int run_scenarios(const RunCliOptions& o) {
   const char* who = o.suite.empty() ? "lockstep run" : "lockstep suite";
@@ -98,7 +176,7 @@ int run_scenarios(const RunCliOptions& o) {
     }
 
   scenarios::SuiteRun run;
-  run.suite = o.suite.empty() ? "scenarios" : o.suite;
+  run.suite = o.suite.empty() ? "run" : "suite " + o.suite;
   run.target = o.target.empty() ? o.listen : o.target;
   std::unique_ptr<scenarios::Listener> listener;
   scenarios::ServeOptions so;
@@ -131,6 +209,11 @@ int run_scenarios(const RunCliOptions& o) {
       return 1;
     }
   }
+  return report(o, who, run);
+}
+
+namespace {
+int report(const RunCliOptions& o, const char* who, const scenarios::SuiteRun& run) {
   const bool color = o.format == "text" && o.output.empty() &&
                      (o.color == "always" || (o.color == "auto" && isatty(STDOUT_FILENO) != 0));
   std::string text;
@@ -158,5 +241,6 @@ int run_scenarios(const RunCliOptions& o) {
   }
   return run.count(scenarios::Verdict::fail) + run.count(scenarios::Verdict::error) > 0 ? 1 : 0;
 }
+}  // namespace
 
 }  // namespace lockstep::cli

@@ -18,6 +18,15 @@ struct RunCliOptions {
   bool verbose = false;
 };
 
+struct ReplayCliOptions {
+  std::string file, input_format = "auto", conn, output_dir;
+  RunCliOptions run;  // --target, --format, --html, -o, --timeout
+};
+// `lockstep replay FILE --target ADDR`: 0 when every session got the recorded reply codes.
+int run_replay(const ReplayCliOptions& o);
+// `lockstep record-to-scenario FILE [-o DIR]`: writes one scenario per connection.
+int run_record_to_scenario(const ReplayCliOptions& o);
+
 // `lockstep run` and `lockstep suite`: 0 when no case failed, 1 when one did (or could
 // not run), 2 for usage errors and unreadable scenarios.
 int run_scenarios(const RunCliOptions& o);

@@ -38,7 +38,7 @@ void write_text(std::FILE* out, const SuiteRun& run, bool color, bool verbose) {
   auto paint = [color](std::string_view code, const std::string& s) {
     return color ? fmt::format("\x1b[{}m{}\x1b[0m", code, s) : s;
   };
-  fmt::print(out, "lockstep suite {}: {}{}\n\n", run.suite, run.target, run.peer.empty() ? "" : fmt::format(" ({})", run.peer));
+  fmt::print(out, "lockstep {}: {}{}\n\n", run.suite, run.target, run.peer.empty() ? "" : fmt::format(" ({})", run.peer));
   for (const auto& c : run.cases) {
     const char* mark = c.verdict == Verdict::pass ? "PASS" : c.verdict == Verdict::fail ? "FAIL" : c.verdict == Verdict::not_applicable ? "N/A " : "ERR ";
     const char* col = c.verdict == Verdict::pass ? "32" : c.verdict == Verdict::not_applicable ? "2" : "1;31";
@@ -108,14 +108,14 @@ std::string to_junit(const SuiteRun& run) {
 }
 
 std::string to_html(const SuiteRun& run) {
-  std::string s = R"(<!doctype html><html><head><meta charset="utf-8"><title>lockstep suite</title><style>
+  std::string s = R"(<!doctype html><html><head><meta charset="utf-8"><title>lockstep report</title><style>
 body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse}td,th{padding:.25em .6em;border-bottom:1px solid #ddd;text-align:left}
 .pass{color:#070}.fail{color:#b00;font-weight:bold}.na{color:#888}.error{color:#b60}
 .ladder{display:grid;grid-template-columns:1fr 3em 1fr;font-family:monospace;font-size:.9em;max-width:70em}
 .c{grid-column:1;text-align:right}.s{grid-column:3}.arrow{grid-column:2;text-align:center;color:#888}
 details{margin:.3em 0}summary{cursor:pointer}
 </style></head><body>)";
-  s += fmt::format("<h1>lockstep suite {}</h1><p>target <code>{}</code> {} — {} cases: {} passed, {} failed, {} not applicable, {} could not run</p>",
+  s += fmt::format("<h1>lockstep {}</h1><p>target <code>{}</code> {} — {} cases: {} passed, {} failed, {} not applicable, {} could not run</p>",
                    xml(run.suite), xml(run.target), xml(run.peer), run.cases.size(), run.count(Verdict::pass),
                    run.count(Verdict::fail), run.count(Verdict::not_applicable), run.count(Verdict::error));
   s += "<table><tr><th>verdict</th><th>case</th><th>rules</th><th>title</th></tr>";

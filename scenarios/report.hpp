@@ -10,7 +10,7 @@
 namespace lockstep::scenarios {
 
 struct SuiteRun {
-  std::string suite;     // "server", or "scenarios"
+  std::string suite;     // what ran: "suite server", "suite client", "run", "replay FILE"
   std::string target;
   std::string peer;      // the server's greeting, when one came
   std::vector<CaseResult> cases;

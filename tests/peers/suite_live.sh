@@ -30,7 +30,16 @@ print(*[s.getsockname()[1] for s in ss])')
 "$here/cyrus.sh" start "$work/cyrus" "$cport" >/dev/null
 "$bin" suite server --target "127.0.0.1:$dport" --format json -o "$work/dovecot.json" --html "$work/dovecot.html" || true
 "$bin" suite server --target "127.0.0.1:$cport" --format json -o "$work/cyrus.json" || true
-python3 - "$here/suite-expected.txt" "$work/dovecot.json" "$work/cyrus.json" <<'PY'
+# The same traffic against the other server: each peer's recorded transcript replayed
+# against the other gets the same reply codes.
+fx=$here/../fixtures/transcripts
+replay_fail=0
+"$bin" replay "$fx/dovecot.txt" --target "127.0.0.1:$cport" --color never >"$work/replay-cyrus.txt" ||
+  { echo "FAIL: Dovecot's transcript replayed against Cyrus"; cat "$work/replay-cyrus.txt"; replay_fail=1; }
+"$bin" replay "$fx/cyrus.txt" --target "127.0.0.1:$dport" --color never >"$work/replay-dovecot.txt" ||
+  { echo "FAIL: Cyrus's transcript replayed against Dovecot"; cat "$work/replay-dovecot.txt"; replay_fail=1; }
+[ "$replay_fail" -eq 0 ] && echo "replay: Dovecot's transcript against Cyrus and Cyrus's against Dovecot give the recorded codes"
+python3 - "$here/suite-expected.txt" "$work/dovecot.json" "$work/cyrus.json" "$replay_fail" <<'PY'
 import json, sys
 expected = {}
 for line in open(sys.argv[1]):
@@ -55,6 +64,7 @@ for peer, path in (("dovecot", sys.argv[2]), ("cyrus", sys.argv[3])):
         if p == peer and case not in seen:
             ok = False
             print(f"  MISSING {peer} {case}: listed as {v} but the suite has no such case")
+ok = ok and sys.argv[4] == "0"
 print("1 passed, 0 failed" if ok else "0 passed, 1 failed")
 sys.exit(0 if ok else 1)
 PY

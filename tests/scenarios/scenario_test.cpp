@@ -2,7 +2,12 @@
 // placeholders and repeats; verdicts against the in-process LMTP server.
 #include <catch2/catch.hpp>
 
+#include <cstdio>
+
+#include "engine/linereader.hpp"
+#include "engine/source.hpp"
 #include "proxy/toy_server.hpp"
+#include "scenarios/convert.hpp"
 #include "scenarios/runner.hpp"
 #include "scenarios/scenario.hpp"
 
@@ -124,4 +129,55 @@ TEST_CASE("the engine fails a case whose rule the server broke, even when the st
                             o);
   CHECK(r.verdict == Verdict::fail);
   CHECK_THAT(r.reason, Catch::StartsWith("LMTP-4.2-PER-RCPT-REPLIES"));
+}
+
+TEST_CASE("a recording becomes a scenario that replays against a live server and shows where replies differ",
+          "[scenarios][replay]") {
+  const std::string rec =
+      "{\"t\":1,\"conn\":\"7\",\"ev\":\"open\",\"client\":\"c\",\"server\":\"s\"}\n"
+      "{\"t\":2,\"conn\":\"7\",\"ev\":\"data\",\"dir\":\"s\",\"data\":\"220 x ready\\r\\n\"}\n"
+      "{\"t\":3,\"conn\":\"7\",\"ev\":\"data\",\"dir\":\"c\",\"data\":\"LHLO c\\r\\n\"}\n"
+      "{\"t\":4,\"conn\":\"7\",\"ev\":\"data\",\"dir\":\"s\",\"data\":\"250-x\\r\\n250 PIPELINING\\r\\n\"}\n"
+      "{\"t\":5,\"conn\":\"7\",\"ev\":\"data\",\"dir\":\"c\",\"data\":\"MAIL FROM:<a@b>\\r\\nRCPT TO:<alice@lab.test>\\r\\nRCPT TO:<bob@lab.test>\\r\\nDATA\\r\\n\"}\n"
+      "{\"t\":6,\"conn\":\"7\",\"ev\":\"data\",\"dir\":\"s\",\"data\":\"250 ok\\r\\n250 ok\\r\\nSECOND\\r\\n354 go\\r\\n\"}\n"
+      "{\"t\":7,\"conn\":\"7\",\"ev\":\"data\",\"dir\":\"c\",\"data\":\"Subject: t\\r\\n\\r\\n..dot \\u00e9\\r\\n.\\r\\n\"}\n"
+      "{\"t\":8,\"conn\":\"7\",\"ev\":\"data\",\"dir\":\"s\",\"data\":\"250 ok\\r\\nEOD2\\r\\n\"}\n"
+      "{\"t\":9,\"conn\":\"7\",\"ev\":\"data\",\"dir\":\"c\",\"data\":\"QUIT\\r\\n\"}\n"
+      "{\"t\":10,\"conn\":\"7\",\"ev\":\"data\",\"dir\":\"s\",\"data\":\"221 bye\\r\\n\"}\n"
+      "{\"t\":11,\"conn\":\"7\",\"ev\":\"close\",\"dir\":\"s\"}\n"
+      "{\"t\":12,\"conn\":\"7\",\"ev\":\"end\"}\n";
+  auto convert = [](std::string text) {
+    std::FILE* f = ::fmemopen(text.data(), text.size(), "r");
+    auto src = make_jsonl_source(std::make_unique<LineReader>(f));
+    auto out = recording_to_scenarios(*src, "rec.jsonl", "");
+    std::fclose(f);
+    return out;
+  };
+  proxy::ToyLmtpServer server;
+  RunOptions o;
+  o.target = "127.0.0.1:" + std::to_string(server.port());
+  o.timeout = std::chrono::milliseconds(1500);
+  // The recorded server accepted both recipients, as the toy server does.
+  std::string same = rec;
+  same.replace(same.find("SECOND"), 6, "250 ok");
+  same.replace(same.find("EOD2"), 4, "250 ok");
+  const auto s1 = convert(same);
+  REQUIRE(s1.size() == 1);
+  CHECK(s1[0].conn == "7");
+  CHECK(s1[0].replies == 9);
+  CHECK_THAT(s1[0].yaml, Catch::Contains("  - C|: \"Subject: t\\\\r\\\\n\\\\r\\\\n..dot \\\\xe9\\\\r\\\\n.\\\\r\\\\n\""));
+  const Scenario sc1 = parse_scenario(s1[0].yaml, "rec.jsonl#7", o.placeholders);
+  CHECK(sc1.id == "replay-rec-jsonl-7");
+  const auto pass = run_client(sc1, o);
+  INFO(pass.reason);
+  CHECK(pass.verdict == Verdict::pass);
+  // The recorded server refused bob; the live one accepts him: the first difference is named.
+  std::string differ = rec;
+  differ.replace(differ.find("SECOND"), 6, "550 5.1.1 no");
+  differ.replace(differ.find("250 ok\\r\\nEOD2\\r\\n"), 16, "250 ok\\r\\n");
+  const auto s2 = convert(differ);
+  REQUIRE(s2.size() == 1);
+  const auto fail = run_client(parse_scenario(s2[0].yaml, "rec.jsonl#7", o.placeholders), o);
+  CHECK(fail.verdict == Verdict::fail);
+  CHECK(fail.reason == "expected 550, got '250 2.1.5 ok'");
 }
