@@ -21,6 +21,7 @@
 #include "engine/line.hpp"
 #include "engine/reply.hpp"
 #include "engine/session.hpp"
+#include "scenarios/faulted.hpp"
 
 namespace lockstep::scenarios {
 
@@ -119,8 +120,10 @@ int connect_to(const std::string& target, std::chrono::milliseconds timeout, std
 // One connection to the server under test, with the engine watching both directions.
 class Conversation {
  public:
-  Conversation(int fd, CaseResult& r) : fd_(fd), r_(r), engine_(SessionOptions{true, false, true, false, false}) {}
-  ~Conversation() { ::close(fd_); }
+  Conversation(int fd, CaseResult& r, const Scenario& sc) : fd_(fd), r_(r), engine_(SessionOptions{true, false, true, false, false}), faults_(sc, 1) {}
+  ~Conversation() {
+    if (fd_ >= 0) ::close(fd_);
+  }
 
   // `shown` "\x01": noted by the caller already.
   bool send(const std::string& bytes, const std::string& shown) {
@@ -135,25 +138,11 @@ class Conversation {
         at = lf == std::string::npos ? bytes.size() : lf + 1;
       }
     } else {
-      note("C: " + shown);
+      note("C: " + (shown.size() > 240 ? fmt::format("{}... ({} octets)", shown.substr(0, 200), bytes.size()) : shown));
     }
-    engine_.feed(Dir::client, bytes, now_us());
-    std::size_t done = 0;
-    while (done < bytes.size()) {
-      const ssize_t n = ::send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
-      if (n > 0) {
-        done += static_cast<std::size_t>(n);
-        continue;
-      }
-      if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-        pollfd p{fd_, POLLOUT, 0};
-        ::poll(&p, 1, 1000);
-        read_some(0);  // a server that answers while we write must not deadlock us
-        continue;
-      }
-      return false;
-    }
-    return true;
+    if (gone_) return true;  // a fault closed the connection: the rest is dropped
+    if (faults_.active()) return carry_out(faults_.ours(bytes, now_us()));
+    return write_out(bytes);
   }
 
   // The next whole reply, waiting until `deadline`; false on timeout or close.
@@ -178,7 +167,7 @@ class Conversation {
     return true;
   }
   void half_close() {
-    ::shutdown(fd_, SHUT_WR);
+    if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
     engine_.close(Dir::client, now_us());
   }
   bool closed() const { return closed_; }
@@ -201,6 +190,38 @@ class Conversation {
   static constexpr std::size_t kMaxTranscript = 400;
 
  private:
+  bool write_out(const std::string& bytes) {
+    engine_.feed(Dir::client, bytes, now_us());
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+      const ssize_t n = ::send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+      if (n > 0) {
+        done += static_cast<std::size_t>(n);
+        continue;
+      }
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        pollfd p{fd_, POLLOUT, 0};
+        ::poll(&p, 1, 1000);
+        read_some(0);  // a server that answers while we write must not deadlock us
+        continue;
+      }
+      return false;
+    }
+    return true;
+  }
+  bool carry_out(const std::vector<proxy::Step>& steps) {
+    if (gone_) return true;
+    return faults_.carry_out(
+        steps, fd_, [this](const std::string& b) { return write_out(b); }, [this](const std::string& n) { note(n); },
+        [this](bool) {
+          ::close(fd_);
+          fd_ = -1;
+          engine_.close(Dir::client, now_us());
+          gone_ = closed_ = true;
+        });
+  }
+
+ private:
   static std::string printable(std::string s) {
     for (char& c : s)
       if (static_cast<unsigned char>(c) < 0x20 && c != '\t') c = '?';
@@ -208,6 +229,10 @@ class Conversation {
     return s;
   }
   void read_some(int timeout_ms) {
+    if (fd_ < 0) {
+      closed_ = true;
+      return;
+    }
     pollfd p{fd_, POLLIN, 0};
     if (::poll(&p, 1, timeout_ms) <= 0) return;
     char buf[16384];
@@ -221,6 +246,7 @@ class Conversation {
     }
     const std::string_view data(buf, static_cast<std::size_t>(n));
     engine_.feed(Dir::server, data, now_us());
+    if (faults_.active()) carry_out(faults_.theirs(data, now_us()));
     std::string_view rest = data;
     Line line;
     while (splitter_.next(rest, line)) {
@@ -238,7 +264,9 @@ class Conversation {
   LineSplitter splitter_;
   ReplyAssembler assembler_;
   std::deque<Reply> replies_;
+  CaseFaults faults_;
   bool closed_ = false;
+  bool gone_ = false;  // a fault closed or reset the connection
   Capabilities caps_;
 };
 
@@ -275,7 +303,7 @@ CaseResult run_client(const Scenario& sc, const RunOptions& opts) {
     r.reason = err;
     return r;
   }
-  Conversation conv(fd, r);
+  Conversation conv(fd, r, sc);
   const auto timeout = sc.timeout.count() > 0 ? sc.timeout : opts.timeout;
   bool last_was_lhlo = false, caps_checked = sc.needs.empty();
   auto failed = [&](const ScenarioStep& s, std::string why) {

@@ -49,7 +49,37 @@ std::string unescape(const std::string& name, const YAML::Node& n, const std::st
   return out;
 }
 
-std::string substitute(std::string s, const Placeholders& ph) {
+// Raw bytes as one transcript line: CR, LF and other controls written as escapes.
+std::string visible(const std::string& raw) {
+  std::string out;
+  for (const char c : raw) {
+    if (c == '\r') out += "\\r";
+    else if (c == '\n') out += "\\n";
+    else if (static_cast<unsigned char>(c) < 0x20 && c != '\t') out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
+    else out += c;
+  }
+  return out;
+}
+
+// {x*N} expands to N octets 'x' (long lines and large values without pasting them).
+std::string expand_fill(const std::string& name, const YAML::Node& n, std::string s) {
+  constexpr std::size_t kMaxFill = 16u << 20;
+  for (auto at = s.find("{x*"); at != std::string::npos; at = s.find("{x*", at)) {
+    const auto close = s.find('}', at);
+    std::size_t count = 0;
+    const char* first = s.data() + at + 3;
+    const char* last = close == std::string::npos ? first : s.data() + close;
+    auto [p, ec] = std::from_chars(first, last, count);
+    if (close == std::string::npos || ec != std::errc() || p != last || count > kMaxFill)
+      fail(name, n, "{x*N} needs a count of octets up to 16 MiB, e.g. {x*10000}");
+    s.replace(at, close + 1 - at, std::string(count, 'x'));
+    at += count;
+  }
+  return s;
+}
+
+std::string substitute(const std::string& name, const YAML::Node& n, std::string s, const Placeholders& ph) {
+  s = expand_fill(name, n, std::move(s));
   auto put = [&](const std::string& key, const std::string& value) {
     for (auto at = s.find(key); at != std::string::npos; at = s.find(key, at + value.size())) s.replace(at, key.size(), value);
   };
@@ -171,25 +201,25 @@ void steps(const std::string& name, const YAML::Node& list, const Placeholders& 
       s.kind = ScenarioStep::Kind::send;
       if (v.IsSequence()) {  // a pipelined group: one write
         for (const auto& c : v) {
-          const std::string line = substitute(scalar(name, c, "a command"), ph);
+          const std::string line = substitute(name, c, scalar(name, c, "a command"), ph);
           s.bytes += line + "\r\n";
           s.shown += (s.shown.empty() ? "" : " | ") + line;
         }
       } else {
-        s.shown = substitute(scalar(name, v, "a command"), ph);
+        s.shown = substitute(name, v, scalar(name, v, "a command"), ph);
         s.bytes = s.shown + "\r\n";
       }
       out.push_back(std::move(s));
     } else if (key == "C/1") {  // one octet per write
       s.kind = ScenarioStep::Kind::send;
-      s.shown = substitute(scalar(name, v, "a command"), ph);
+      s.shown = substitute(name, v, scalar(name, v, "a command"), ph);
       s.bytes = s.shown + "\r\n";
       s.fragment = 1;
       out.push_back(std::move(s));
     } else if (key == "C|") {
       s.kind = ScenarioStep::Kind::send;
-      s.bytes = unescape(name, v, substitute(scalar(name, v, "raw bytes"), ph));
-      s.shown = scalar(name, v, "raw bytes");
+      s.bytes = unescape(name, v, substitute(name, v, scalar(name, v, "raw bytes"), ph));
+      s.shown = visible(substitute(name, v, scalar(name, v, "raw bytes"), ph));
       out.push_back(std::move(s));
     } else if (key == "data") {
       s.kind = ScenarioStep::Kind::send;
@@ -263,7 +293,7 @@ CommandPattern command_pattern(const std::string& name, const YAML::Node& n, con
   } else {
     s = scalar(name, n, "a command pattern");
   }
-  s = substitute(s, ph);
+  s = substitute(name, n, s, ph);
   p.text = s;
   if (s == "content") {
     p.content = true;
@@ -322,14 +352,14 @@ void server_steps(const std::string& name, const YAML::Node& list, const Placeho
       if (s.if_matched && (out.empty() || out.back().kind != ScenarioStep::Kind::expect_command || !out.back().command.optional))
         fail(name, item, "S? answers the optional command just before it: put it after a C? step");
       if (v.IsSequence()) {
-        for (const auto& l : v) s.bytes += substitute(scalar(name, l, "a reply line"), ph) + "\r\n";
+        for (const auto& l : v) s.bytes += substitute(name, l, scalar(name, l, "a reply line"), ph) + "\r\n";
       } else {
-        s.bytes = substitute(scalar(name, v, "a reply"), ph) + "\r\n";
+        s.bytes = substitute(name, v, scalar(name, v, "a reply"), ph) + "\r\n";
       }
       out.push_back(std::move(s));
     } else if (key == "S|") {
       s.kind = ScenarioStep::Kind::send;
-      s.bytes = unescape(name, v, substitute(scalar(name, v, "raw bytes"), ph));
+      s.bytes = unescape(name, v, substitute(name, v, scalar(name, v, "raw bytes"), ph));
       out.push_back(std::move(s));
     } else if (key == "C" || key == "C?") {
       if (v.IsScalar() && v.as<std::string>() == "closed") {
@@ -418,7 +448,7 @@ Scenario parse_scenario(const std::string& text, const std::string& name, const 
   if (!root.IsMap()) throw std::runtime_error(fmt::format("{}: a scenario is a YAML mapping (id, title, steps, ...)", name));
   Scenario sc;
   sc.file = name;
-  YAML::Node steps_node;
+  YAML::Node steps_node, faults_node;
   for (const auto& kv : root) {
     const std::string k = kv.first.as<std::string>();
     const YAML::Node& v = kv.second;
@@ -436,9 +466,27 @@ Scenario parse_scenario(const std::string& text, const std::string& name, const 
       for (const auto& r : v) (k == "rules" ? sc.rules : sc.needs).push_back(scalar(name, r, k.c_str()));
     } else if (k == "steps") {
       steps_node = v;
+    } else if (k == "faults") {
+      faults_node = v;
+      if (!v.IsSequence()) fail(name, v, "faults must be a list of fault rules (as for --fault)");
+      for (const auto& f : v) {
+        std::string error;
+        auto spec = proxy::parse_fault(scalar(name, f, "a fault rule"), error);
+        if (!spec) fail(name, f, fmt::format("bad fault: {}", error));
+        sc.faults.push_back(std::move(*spec));
+      }
     } else {
-      fail(name, kv.first, fmt::format("unknown key '{}' (id, title, role, source, requirement, rules, requires, timeout, steps)", k));
+      fail(name, kv.first, fmt::format("unknown key '{}' (id, title, role, source, requirement, rules, requires, timeout, faults, steps)", k));
     }
+  }
+  // lockstep writes one stream: the commands when it is the client, the replies when it
+  // is the server. A fault on the other stream would change nothing.
+  for (const auto& f : sc.faults) {
+    const Dir writes = sc.role == "server" ? Dir::server : Dir::client;
+    if (f.dir != writes)
+      fail(name, faults_node, fmt::format("fault '{}' changes the {}, but in a role: {} scenario lockstep writes the {}", f.spec,
+                                          f.dir == Dir::server ? "replies" : "commands", sc.role,
+                                          writes == Dir::server ? "replies" : "commands"));
   }
   if (steps_node) {
     if (sc.role == "server") server_steps(name, steps_node, ph, sc.steps, 0);

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "proxy/fault.hpp"
+
 namespace lockstep::scenarios {
 
 // What an S: step accepts as the next reply (or replies).
@@ -70,6 +72,9 @@ struct Scenario {
   std::vector<std::string> needs;      // capabilities the server must advertise, or the case is not applicable
   std::vector<ScenarioStep> steps;
   std::chrono::milliseconds timeout{0};  // per expectation; 0: the runner's default
+  // Faults on what lockstep writes (the --fault syntax): on the commands when lockstep is
+  // the client, on the replies when it is the server; every connection of the case.
+  std::vector<proxy::FaultSpec> faults;
 };
 
 // Placeholders a scenario may use: {rcpt1} {rcpt2} {rcpt3} {bad_rcpt} {from} {helo}.

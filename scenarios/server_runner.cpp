@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "engine/session.hpp"
+#include "scenarios/faulted.hpp"
 
 extern char** environ;
 
@@ -95,35 +97,26 @@ class Command {
   pid_t pid_ = -1;
 };
 
-// One client connection, with the engine watching both directions.
+// One client connection, with the engine watching both directions and the case's
+// faults on the replies lockstep writes.
 class ClientConn {
  public:
-  ClientConn(int fd, CaseResult& r) : fd_(fd), r_(r), engine_(SessionOptions{true, false, true, false, false}) {}
+  ClientConn(int fd, CaseResult& r, const Scenario& sc, std::uint64_t conn_no)
+      : fd_(fd), r_(r), engine_(SessionOptions{true, false, true, false, false}), faults_(sc, conn_no) {
+    const int one = 1;  // replies go out as written (fragment faults stay fragments)
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
   ~ClientConn() { finish(); }
 
   void note(const std::string& s) {
     if (r_.transcript.size() < 400) r_.transcript.push_back(s);
   }
+  // A reply of the scenario, through the case's faults. After a fault closed the
+  // connection, what is left to send is dropped (true: that is the fault's effect).
   bool send(const std::string& bytes) {
-    std::size_t at = 0;
-    while (at < bytes.size()) {
-      const auto lf = bytes.find('\n', at);
-      std::string line = bytes.substr(at, lf == std::string::npos ? std::string::npos : lf - at);
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      note("S: " + printable(line));
-      at = lf == std::string::npos ? bytes.size() : lf + 1;
-    }
-    engine_.feed(Dir::server, bytes, now_us());
-    std::size_t done = 0;
-    while (done < bytes.size()) {
-      const ssize_t n = ::send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
-      if (n <= 0) {
-        if (n < 0 && errno == EINTR) continue;
-        return false;
-      }
-      done += static_cast<std::size_t>(n);
-    }
-    return true;
+    if (gone_) return true;
+    if (!faults_.active()) return write_out(bytes);
+    return carry_out(faults_.ours(bytes, now_us()));
   }
   // The client's next line (without its CRLF), waiting until `deadline`; false on
   // timeout or close (closed() tells which).
@@ -167,7 +160,40 @@ class ClientConn {
   }
 
  private:
+  bool write_out(const std::string& bytes) {
+    shown_ += bytes;  // the transcript shows whole lines, however the bytes are split
+    for (auto lf = shown_.find('\n'); lf != std::string::npos; lf = shown_.find('\n')) {
+      std::string line = shown_.substr(0, lf);
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      note("S: " + printable(line));
+      shown_.erase(0, lf + 1);
+    }
+    engine_.feed(Dir::server, bytes, now_us());
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+      const ssize_t n = ::send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+      if (n <= 0) {
+        if (n < 0 && errno == EINTR) continue;
+        return false;
+      }
+      done += static_cast<std::size_t>(n);
+    }
+    return true;
+  }
+  bool carry_out(const std::vector<proxy::Step>& steps) {
+    if (gone_) return true;
+    return faults_.carry_out(
+        steps, fd_, [this](const std::string& b) { return write_out(b); }, [this](const std::string& n) { note(n); },
+        [this](bool) {
+          finish();
+          gone_ = closed_ = true;
+        });
+  }
   void read_some(int timeout_ms) {
+    if (fd_ < 0) {
+      closed_ = true;
+      return;
+    }
     pollfd p{fd_, POLLIN, 0};
     if (::poll(&p, 1, timeout_ms) <= 0) return;
     char buf[16384];
@@ -179,8 +205,10 @@ class ClientConn {
       note(n == 0 ? "C: (closed the connection)" : fmt::format("C: (connection error: {})", std::strerror(errno)));
       return;
     }
-    engine_.feed(Dir::client, std::string_view(buf, static_cast<std::size_t>(n)), now_us());
-    buf_.append(buf, static_cast<std::size_t>(n));
+    const std::string_view data(buf, static_cast<std::size_t>(n));
+    engine_.feed(Dir::client, data, now_us());
+    buf_.append(data);
+    if (faults_.active()) carry_out(faults_.theirs(data, now_us()));
     if (buf_.size() > (8u << 20)) {  // a "line" of 8 MiB: not LMTP
       closed_ = true;
       note("C: (over 8 MiB without a line end: lockstep stopped reading)");
@@ -190,8 +218,10 @@ class ClientConn {
   int fd_;
   CaseResult& r_;
   Session engine_;
-  std::string buf_;
+  CaseFaults faults_;
+  std::string buf_, shown_;
   bool closed_ = false;
+  bool gone_ = false;  // a fault closed or reset the connection
 };
 }  // namespace
 
@@ -314,6 +344,7 @@ CaseResult run_server(const Scenario& sc, Listener& listener, const ServeOptions
     r.reason = std::move(why);
   };
   std::unique_ptr<ClientConn> conn;
+  std::uint64_t connections = 0;
   bool optional_matched = false;  // the last C? step found its command
   auto accept = [&](const ScenarioStep* s) -> bool {
     if (conn) conn->finish();
@@ -329,7 +360,7 @@ CaseResult run_server(const Scenario& sc, Listener& listener, const ServeOptions
       return false;
     }
     r.transcript.push_back("-- connection accepted");
-    conn = std::make_unique<ClientConn>(fd, r);
+    conn = std::make_unique<ClientConn>(fd, r, sc, ++connections);
     return true;
   };
   if (!trigger()) {

@@ -28,7 +28,11 @@ print(*[s.getsockname()[1] for s in ss])')
 "$bin" suite client --listen "127.0.0.1:$lport" --timeout 40 --format json -o "$work/postfix.json" \
   --trigger "$here/postfix.sh send $work/postfix sender@example.org alice@lab.test,bob@lab.test lockstep-client-suite" \
   --reset "postsuper -c $work/postfix/etc -d ALL" || true
-python3 - "$here/suite-expected.txt" "$work/postfix.json" <<'PY'
+# The incidents library's client cases, judged like the suite's.
+"$bin" run --listen "127.0.0.1:$lport" --timeout 40 --format json -o "$work/postfix-incidents.json" \
+  --trigger "$here/postfix.sh send $work/postfix sender@example.org alice@lab.test,bob@lab.test lockstep-incident" \
+  --reset "postsuper -c $work/postfix/etc -d ALL" "$here/../../scenarios/incidents/clients" || true
+python3 - "$here/suite-expected.txt" "$work/postfix.json" "$work/postfix-incidents.json" <<'PY'
 import json, sys
 expected = {}
 for line in open(sys.argv[1]):
@@ -41,8 +45,10 @@ doc = json.load(open(sys.argv[2]))
 t = doc["totals"]
 print(f"postfix: {t['cases']} cases, {t['passed']} passed, {t['failed']} failed, {t['not_applicable']} not applicable, "
       f"{t['errors']} could not run")
+inc = json.load(open(sys.argv[3]))
+print("postfix: incidents: " + ", ".join(f"{c['id']} {c['verdict']}" for c in inc["cases"]))
 ok = True
-for c in doc["cases"]:
+for c in doc["cases"] + inc["cases"]:
     want = expected.get(c["id"], "pass")
     if c["verdict"] != want:
         ok = False

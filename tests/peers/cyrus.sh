@@ -59,7 +59,7 @@ START {
   recover cmd="$bin/ctl_cyrusdb -C $dir/imapd.conf -r"
 }
 SERVICES {
-  lmtp     cmd="$bin/lmtpd -C $dir/imapd.conf -a" listen="127.0.0.1:$port" proto="tcp4" prefork=0
+  lmtp     cmd="$bin/lmtpd -C $dir/imapd.conf -a" listen="$bind:$port" proto="tcp4" prefork=0
   lmtpunix cmd="$bin/lmtpd -C $dir/imapd.conf" listen="$dir/lmtp.sock" prefork=0
   imap     cmd="$bin/imapd -C $dir/imapd.conf" listen="$dir/imap.sock" prefork=0
 }

@@ -32,6 +32,9 @@ check_port() {
   fi
 }
 
+# The address the peers listen on: loopback, unless a container needs them reachable.
+bind=${LOCKSTEP_PEER_BIND:-127.0.0.1}
+
 # port_open PORT: true when something accepts TCP connections on 127.0.0.1:PORT.
 port_open() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null

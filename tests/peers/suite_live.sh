@@ -30,6 +30,10 @@ print(*[s.getsockname()[1] for s in ss])')
 "$here/cyrus.sh" start "$work/cyrus" "$cport" >/dev/null
 "$bin" suite server --target "127.0.0.1:$dport" --format json -o "$work/dovecot.json" --html "$work/dovecot.html" || true
 "$bin" suite server --target "127.0.0.1:$cport" --format json -o "$work/cyrus.json" || true
+# The incidents library's server cases, judged like the suite's.
+incidents=$here/../../scenarios/incidents/servers
+"$bin" run --target "127.0.0.1:$dport" --format json -o "$work/dovecot-incidents.json" "$incidents" || true
+"$bin" run --target "127.0.0.1:$cport" --format json -o "$work/cyrus-incidents.json" "$incidents" || true
 # The same traffic against the other server: each peer's recorded transcript replayed
 # against the other gets the same reply codes.
 fx=$here/../fixtures/transcripts
@@ -39,7 +43,8 @@ replay_fail=0
 "$bin" replay "$fx/cyrus.txt" --target "127.0.0.1:$dport" --color never >"$work/replay-dovecot.txt" ||
   { echo "FAIL: Cyrus's transcript replayed against Dovecot"; cat "$work/replay-dovecot.txt"; replay_fail=1; }
 [ "$replay_fail" -eq 0 ] && echo "replay: Dovecot's transcript against Cyrus and Cyrus's against Dovecot give the recorded codes"
-python3 - "$here/suite-expected.txt" "$work/dovecot.json" "$work/cyrus.json" "$replay_fail" <<'PY'
+python3 - "$here/suite-expected.txt" "$work/dovecot.json" "$work/cyrus.json" "$replay_fail" \
+  "$work/dovecot-incidents.json" "$work/cyrus-incidents.json" <<'PY'
 import json, sys
 expected = {}
 for line in open(sys.argv[1]):
@@ -48,13 +53,15 @@ for line in open(sys.argv[1]):
         peer, case, verdict = line.split()
         expected[(peer, case)] = verdict
 ok = True
-for peer, path in (("dovecot", sys.argv[2]), ("cyrus", sys.argv[3])):
+for peer, path, incidents in (("dovecot", sys.argv[2], sys.argv[5]), ("cyrus", sys.argv[3], sys.argv[6])):
     doc = json.load(open(path))
     t = doc["totals"]
     print(f"{peer}: {doc['peer']}: {t['cases']} cases, {t['passed']} passed, {t['failed']} failed, "
           f"{t['not_applicable']} not applicable, {t['errors']} could not run")
+    inc = json.load(open(incidents))
+    print(f"{peer}: incidents: " + ", ".join(f"{c['id']} {c['verdict']}" for c in inc["cases"]))
     seen = set()
-    for c in doc["cases"]:
+    for c in doc["cases"] + inc["cases"]:
         want = expected.get((peer, c["id"]), "pass")
         seen.add(c["id"])
         if c["verdict"] != want:

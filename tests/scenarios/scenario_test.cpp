@@ -2,6 +2,7 @@
 // placeholders and repeats; verdicts against the in-process LMTP server.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "engine/linereader.hpp"
@@ -63,6 +64,16 @@ TEST_CASE("a scenario parses into steps with placeholders, groups, content and r
   CHECK(sc.steps[14].kind == ScenarioStep::Kind::expect_close);
 }
 
+TEST_CASE("{x*N} fills a line with N octets", "[scenarios]") {
+  const Scenario sc = parse(std::string(kHead) + "  - C: \"NOOP {x*1000} {x*0}!\"\n  - C|: \"{x*3}{rcpt1}\"\n");
+  REQUIRE(sc.steps.size() == 2);
+  CHECK(sc.steps[0].bytes == "NOOP " + std::string(1000, 'x') + " !\r\n");
+  CHECK(sc.steps[1].bytes == "xxxalice@lab.test");
+  CHECK_THAT(parse_error(std::string(kHead) + "  - C: \"NOOP {x*}\"\n"), Catch::StartsWith("t.yaml:4: {x*N} needs a count"));
+  CHECK_THAT(parse_error(std::string(kHead) + "  - C: \"NOOP {x*99999999999}\"\n"), Catch::Contains("up to 16 MiB"));
+  CHECK_THAT(parse_error(std::string(kHead) + "  - C: \"NOOP {x*5\"\n"), Catch::Contains("{x*N}"));
+}
+
 TEST_CASE("errors in a scenario name the file and the line", "[scenarios][bad-input]") {
   CHECK_THAT(parse_error(std::string(kHead) + "  - S: \"220\"\n  - X: nope\n"), Catch::StartsWith("t.yaml:5: unknown step 'X'"));
   CHECK_THAT(parse_error(std::string(kHead) + "  - S: \"2x0\"\n"), Catch::StartsWith("t.yaml:4: '2x0' is not a reply code"));
@@ -115,6 +126,27 @@ TEST_CASE("the runner passes a conforming server and says where a case fails", "
   const auto down = run_client(parse(hello), nowhere);
   CHECK(down.verdict == Verdict::error);
   CHECK_THAT(down.reason, Catch::Contains("cannot connect to 127.0.0.1:1"));
+}
+
+TEST_CASE("a client-role scenario's faults change the commands on the wire", "[scenarios][runner][faults]") {
+  proxy::ToyLmtpServer server;
+  RunOptions o;
+  o.target = "127.0.0.1:" + std::to_string(server.port());
+  o.timeout = std::chrono::milliseconds(1500);
+  const auto r = run_client(parse("id: t\ntitle: t\nfaults: [\"smuggle@content,variant=lfcrlf\"]\nsteps:\n  - S: \"220\"\n"
+                                  "  - C: LHLO c\n  - S: \"250\"\n  - C: [\"MAIL FROM:<a@b>\", \"RCPT TO:<alice@lab.test>\", DATA]\n"
+                                  "  - S: [\"250\", \"250\", \"354\"]\n  - data: hi\n  - S: \"250\"\n  - C: QUIT\n  - S: \"221\"\n"),
+                            o);
+  INFO(r.reason);
+  CHECK(r.verdict == Verdict::pass);
+  REQUIRE(server.received().size() == 1);
+  // The ambiguous end of data went out before the real one; the toy server, which only
+  // ends the data at CRLF.CRLF, read past it.
+  CHECK_THAT(server.received()[0], Catch::Contains("\r\nhi\n.\r\n\r\n.\r\nQUIT\r\n"));
+  CHECK(std::any_of(r.transcript.begin(), r.transcript.end(), [](const std::string& l) { return l.rfind("-- fault: ", 0) == 0; }));
+
+  CHECK_THAT(parse_error("id: t\ntitle: t\nfaults: [\"inject@eod,text=350 x\"]\nsteps:\n  - C: NOOP\n"),
+             Catch::StartsWith("t.yaml:3: fault 'inject@eod,text=350 x' changes the replies, but in a role: client scenario"));
 }
 
 TEST_CASE("the engine fails a case whose rule the server broke, even when the steps matched", "[scenarios][runner]") {
