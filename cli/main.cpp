@@ -5,6 +5,7 @@
 
 #include "cli/check.hpp"
 #include "cli/demo.hpp"
+#include "cli/fuzz.hpp"
 #include "cli/proxy.hpp"
 #include "cli/run.hpp"
 #include "engine/rules.hpp"
@@ -118,6 +119,22 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"auto", "jsonl", "postfix", "socat"}));
   r2s->add_option("--output-dir,-o", rs.output_dir, "write one FILE per connection there (default: all to standard output)");
 
+  lockstep::cli::FuzzCliOptions fo;
+  auto* fuzz = app.add_subcommand("fuzz", "stateful network fuzzing of a live LMTP server, judged by the engine");
+  fuzz->add_option("--target", fo.target, "the server under test: host:port, [v6]:port or unix:/path")->required();
+  fuzz->add_option("--seed", fo.seed, "the campaign's seed (default: from the clock; printed, so a run can be repeated)");
+  fuzz->add_option("--duration", fo.duration, "seconds to run (default 60)")->check(CLI::PositiveNumber);
+  fuzz->add_option("--sessions", fo.sessions, "stop after this many sessions (with --duration: whichever comes first)");
+  fuzz->add_option("--out,-o", fo.out_dir, "where the reproducer scenarios go (default: lockstep-fuzz-SEED/)");
+  fuzz->add_option("--reply-timeout", fo.reply_timeout, "seconds without an owed reply before it counts as a hang (default 3)")
+      ->check(CLI::PositiveNumber);
+  fuzz->add_flag("--no-minimise", fo.no_minimise, "save reproducers as found, without minimising them against the server");
+  fuzz->add_option("--format", fo.format, "summary format")->check(CLI::IsMember({"text", "json"}));
+  fuzz->add_flag("--quiet,-q", fo.quiet, "no progress line");
+  fuzz->add_option("--rcpt", fo.rcpts, "a recipient the server accepts (repeatable; default alice, bob, carol @lab.test)");
+  fuzz->add_option("--bad-rcpt", fo.bad_rcpt, "a recipient the server rejects (default nobody@lab.test)");
+  fuzz->add_option("--from", fo.from, "the envelope sender");
+
   std::string demo_color = "auto";
   auto* demo = app.add_subcommand("demo", "a live demo: client -> lockstep proxy -> a server leaking a stray reply");
   demo->add_option("--color", demo_color, "colour")->check(CLI::IsMember({"auto", "always", "never"}));
@@ -142,6 +159,7 @@ int main(int argc, char** argv) {
     if (*suite) return lockstep::cli::run_scenarios(so);
     if (*replay) return lockstep::cli::run_replay(rp);
     if (*r2s) return lockstep::cli::run_record_to_scenario(rs);
+    if (*fuzz) return lockstep::cli::run_fuzz(fo);
     if (*demo) return lockstep::cli::run_demo(demo_color == "always" || (demo_color == "auto" && isatty(STDOUT_FILENO)));
   } catch (const std::exception& e) {
     fmt::print(stderr, "lockstep: {}\n", e.what());

@@ -357,7 +357,7 @@ void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
   if (!cmd) return;
   const Command& c = *s.cmd;
   const bool well_formed = !c.syntax.bad_path && !c.syntax.space_around_colon && !c.syntax.args_not_allowed &&
-                           !c.syntax.non_ascii && !c.bare_lf && !c.truncated && c.length <= 512;
+                           !c.syntax.non_ascii && !c.bare_lf && !c.bare_cr && !c.truncated && c.length <= 512;
 
   // A reply to a line the client ended with bare LF: the server recognised a foreign
   // terminator (RFC 5321 §2.3.8, §4.1.1.4). Needs the order of both streams.

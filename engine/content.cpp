@@ -215,8 +215,14 @@ std::size_t ContentScanner::feed(std::string_view in) {
     }
 
     const Scan sc = scan_bytes(piece);
-    if (sc.high) rep_.eight_bit.add(piece_off);
-    if (sc.nul) rep_.nul.add(piece_off);
+    // The offset of the first such octet, exact whatever the reads were (as fast_block).
+    auto first = [&](auto is) {
+      for (std::size_t i = 0; i < piece.size(); ++i)
+        if (is(static_cast<unsigned char>(piece[i]))) return piece_off + i;
+      return piece_off;
+    };
+    if (sc.high) rep_.eight_bit.add(rep_.eight_bit.count ? piece_off : first([](unsigned char c) { return c >= 0x80; }));
+    if (sc.nul) rep_.nul.add(rep_.nul.count ? piece_off : first([](unsigned char c) { return c == 0; }));
     // A CR anywhere but right before the line's LF (or at the end of an unfinished piece).
     const std::size_t body = ends_line ? (n >= 2 ? n - 2 : 0) : (n >= 1 ? n - 1 : 0);
     const char* crp = static_cast<const char*>(std::memchr(piece.data(), '\r', body));

@@ -1,4 +1,5 @@
 // Reader of lockstep's own recordings (JSON Lines, docs/recording.md).
+#include <limits>
 #include <fmt/format.h>
 
 #include "engine/jsonl.hpp"
@@ -73,7 +74,11 @@ class JsonlSource final : public Source {
       // Keys by length and first letter: this runs once per field of every event.
       switch (k.size()) {
         case 1:
-          if (k[0] == 't' && v.kind == JsonValue::number) ev.time = v.has_frac ? v.num * 1000000 + v.frac_us : v.num;
+          if (k[0] == 't' && v.kind == JsonValue::number) {
+            // Seconds with a fraction become microseconds; beyond year 292,000 is no time.
+            constexpr std::int64_t kMaxSeconds = std::numeric_limits<std::int64_t>::max() / 1000000 - 1;
+            ev.time = !v.has_frac ? v.num : (v.num > kMaxSeconds || v.num < -kMaxSeconds) ? 0 : v.num * 1000000 + v.frac_us;
+          }
           break;
         case 2:
           if (k == "ev") {

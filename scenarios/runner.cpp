@@ -37,12 +37,8 @@ std::string_view to_string(Verdict v) {
 
 namespace {
 using Clock = std::chrono::steady_clock;
+}  // namespace
 
-Time now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-// Connects to host:port, [v6]:port or unix:/path; -1 with `error` set.
 int connect_to(const std::string& target, std::chrono::milliseconds timeout, std::string& error) {
   if (target.rfind("unix:", 0) == 0) {
     const std::string path = target.substr(5);
@@ -117,6 +113,12 @@ int connect_to(const std::string& target, std::chrono::milliseconds timeout, std
   return fd;
 }
 
+namespace {
+
+Time now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
 // One connection to the server under test, with the engine watching both directions.
 class Conversation {
  public:
@@ -158,6 +160,8 @@ class Conversation {
     return true;
   }
   void put_back(Reply r) { replies_.push_front(std::move(r)); }
+  bool has_reply() const { return !replies_.empty(); }
+  bool owed() const { return engine_.reply_wait_minimum() > 0; }
   bool wait_closed(Clock::time_point deadline) {
     while (!closed_) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
@@ -382,6 +386,17 @@ CaseResult run_client(const Scenario& sc, const RunOptions& opts) {
             failed(s, fmt::format("'{}' arrived while lockstep waited, before anything asked for it", early.summary(100)));
             break;
           }
+        }
+        break;
+      }
+      case ScenarioStep::Kind::replies: {  // whatever is owed; the engine judges them
+        const auto until = Clock::now() + s.wait;
+        Reply reply;
+        while (conv.has_reply() || (conv.owed() && !conv.closed())) {
+          if (!conv.next_reply(reply, until)) break;
+        }
+        // A surplus reply comes right after the owed ones: give it a moment.
+        while (conv.next_reply(reply, std::min(until, Clock::now() + std::chrono::milliseconds(200)))) {
         }
         break;
       }

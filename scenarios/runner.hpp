@@ -31,6 +31,10 @@ struct RunOptions {
   Placeholders placeholders;
 };
 
+// Connects to host:port, [v6]:port or unix:/path (non-blocking, TCP_NODELAY); -1 with
+// `error` set.
+int connect_to(const std::string& target, std::chrono::milliseconds timeout, std::string& error);
+
 // Runs one scenario on a fresh connection. Never throws for the peer's behaviour: a
 // refused connection is Verdict::error with the reason.
 CaseResult run_client(const Scenario& sc, const RunOptions& opts);

@@ -49,6 +49,17 @@ std::string unescape(const std::string& name, const YAML::Node& n, const std::st
   return out;
 }
 
+// What a scenario may make lockstep hold: its steps and their octets, repeats and
+// {x*N} fills included (a 4 MiB file must not expand into terabytes).
+constexpr std::size_t kMaxSteps = 200000;
+constexpr std::uint64_t kMaxOctets = 256ull << 20;
+thread_local std::uint64_t t_octets = 0;  // charged so far by the scenario being parsed
+
+void charge(const std::string& name, const YAML::Node& n, std::uint64_t octets) {
+  t_octets += octets;
+  if (t_octets > kMaxOctets) fail(name, n, "the scenario expands to more than 256 MiB of data (fills, sizes and repeats together)");
+}
+
 // Raw bytes as one transcript line: CR, LF and other controls written as escapes.
 std::string visible(const std::string& raw) {
   std::string out;
@@ -72,6 +83,7 @@ std::string expand_fill(const std::string& name, const YAML::Node& n, std::strin
     auto [p, ec] = std::from_chars(first, last, count);
     if (close == std::string::npos || ec != std::errc() || p != last || count > kMaxFill)
       fail(name, n, "{x*N} needs a count of octets up to 16 MiB, e.g. {x*10000}");
+    charge(name, n, count);
     s.replace(at, close + 1 - at, std::string(count, 'x'));
     at += count;
   }
@@ -108,6 +120,19 @@ bool valid_code(const std::string& c) {
   if (c.size() != 3 || c[0] < '1' || c[0] > '5') return false;
   if (c.substr(1) == "xx") return true;
   return std::all_of(c.begin(), c.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+}
+
+// A `~ REGEX` of a pattern. libstdc++ compiles and matches regexes recursively: their
+// size and nesting are bounded.
+std::regex compile_regex(const std::string& name, const YAML::Node& n, const std::string& re) {
+  int depth = 0, deepest = 0;
+  for (const char c : re) deepest = std::max(deepest, depth += c == '(' ? 1 : c == ')' ? -1 : 0);
+  if (re.size() > 512 || deepest > 16) fail(name, n, "a regular expression may have 512 characters and 16 nested groups at most");
+  try {
+    return std::regex(re, std::regex::ECMAScript | std::regex::icase);
+  } catch (const std::regex_error& e) {
+    fail(name, n, fmt::format("bad regular expression '{}': {}", re, e.what()));
+  }
 }
 
 ReplyPattern pattern(const std::string& name, const YAML::Node& n) {
@@ -153,14 +178,28 @@ ReplyPattern pattern(const std::string& name, const YAML::Node& n) {
     }
   }
   if (!re.empty()) {
-    try {
-      p.regex = std::regex(re, std::regex::ECMAScript | std::regex::icase);
-      p.regex_text = re;
-    } catch (const std::regex_error& e) {
-      fail(name, n, fmt::format("bad regular expression '{}': {}", re, e.what()));
-    }
+    p.regex = compile_regex(name, n, re);
+    p.regex_text = re;
   }
   return p;
+}
+
+// repeat: {times: N, steps: [...]}: the body parsed once, appended N times.
+template <class ParseBody>
+void repeat(const std::string& name, const YAML::Node& v, std::vector<ScenarioStep>& out, ParseBody parse_body) {
+  if (!v.IsMap() || !v["times"] || !v["steps"]) fail(name, v, "repeat needs times: N and steps: [...]");
+  unsigned times = 0;
+  const std::string t = scalar(name, v["times"], "times");
+  auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), times);
+  if (ec != std::errc() || p != t.data() + t.size() || times == 0 || times > 100000) fail(name, v["times"], "times must be from 1 to 100000");
+  std::vector<ScenarioStep> body;
+  parse_body(body);
+  if (out.size() + body.size() * std::uint64_t{times} > kMaxSteps)
+    fail(name, v, fmt::format("the scenario expands to more than {} steps", kMaxSteps));
+  std::uint64_t octets = 0;
+  for (const auto& b : body) octets += b.bytes.size();
+  charge(name, v, octets * (times - 1));
+  for (unsigned i = 0; i < times; ++i) out.insert(out.end(), body.begin(), body.end());
 }
 
 // Content: text lines sent with CRLF, dot-stuffed, then the end of data.
@@ -173,6 +212,7 @@ std::string content(const std::string& name, const YAML::Node& n) {
     const std::string v = size.as<std::string>();
     auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), want);
     if (ec != std::errc() || p != v.data() + v.size() || want > (64u << 20)) fail(name, size, "size must be a number up to 64 MiB");
+    charge(name, size, want);
     body = "Subject: lockstep generated content\r\n\r\n";
     std::uint64_t line = 0;
     while (body.size() + 2 < want) body += fmt::format("{:08} the quick brown fox jumps over the lazy dog 0123456789 abcdefghij\r\n", line++);
@@ -191,7 +231,7 @@ void steps(const std::string& name, const YAML::Node& list, const Placeholders& 
   if (!list.IsSequence()) fail(name, list, "steps must be a list");
   if (depth > 4) fail(name, list, "repeat nested too deep");
   for (const auto& item : list) {
-    if (!item.IsMap() || item.size() != 1) fail(name, item, "each step is one 'KEY: value' (C:, C|:, C/1:, data:, S:, S?:, wait:, close:, repeat:)");
+    if (!item.IsMap() || item.size() != 1) fail(name, item, "each step is one 'KEY: value' (C:, C|:, C/1:, data:, S:, S?:, wait:, replies:, close:, repeat:)");
     const auto kv = *item.begin();
     const std::string key = kv.first.as<std::string>();
     const YAML::Node v = kv.second;
@@ -260,17 +300,14 @@ void steps(const std::string& name, const YAML::Node& list, const Placeholders& 
     } else if (key == "close") {
       s.kind = ScenarioStep::Kind::close;
       out.push_back(std::move(s));
+    } else if (key == "replies") {  // whatever the server owes, however many: the engine judges
+      s.kind = ScenarioStep::Kind::replies;
+      s.wait = duration(name, v);
+      out.push_back(std::move(s));
     } else if (key == "repeat") {
-      if (!v.IsMap() || !v["times"] || !v["steps"]) fail(name, v, "repeat needs times: N and steps: [...]");
-      unsigned times = 0;
-      const std::string t = scalar(name, v["times"], "times");
-      auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), times);
-      if (ec != std::errc() || p != t.data() + t.size() || times == 0 || times > 100000) fail(name, v["times"], "times must be from 1 to 100000");
-      std::vector<ScenarioStep> body;
-      steps(name, v["steps"], ph, body, depth + 1);
-      for (unsigned i = 0; i < times; ++i) out.insert(out.end(), body.begin(), body.end());
+      repeat(name, v, out, [&](std::vector<ScenarioStep>& body) { steps(name, v["steps"], ph, body, depth + 1); });
     } else {
-      fail(name, kv.first, fmt::format("unknown step '{}' (C, C|, C/1, data, S, S?, wait, close, repeat)", key));
+      fail(name, kv.first, fmt::format("unknown step '{}' (C, C|, C/1, data, S, S?, wait, replies, close, repeat)", key));
     }
   }
 }
@@ -324,12 +361,8 @@ CommandPattern command_pattern(const std::string& name, const YAML::Node& n, con
     }
   }
   if (!re.empty()) {
-    try {
-      p.regex = std::regex(re, std::regex::ECMAScript | std::regex::icase);
-      p.regex_text = re;
-    } catch (const std::regex_error& e) {
-      fail(name, n, fmt::format("bad regular expression '{}': {}", re, e.what()));
-    }
+    p.regex = compile_regex(name, n, re);
+    p.regex_text = re;
   }
   return p;
 }
@@ -402,14 +435,7 @@ void server_steps(const std::string& name, const YAML::Node& list, const Placeho
       s.kind = ScenarioStep::Kind::close;
       out.push_back(std::move(s));
     } else if (key == "repeat") {
-      if (!v.IsMap() || !v["times"] || !v["steps"]) fail(name, v, "repeat needs times: N and steps: [...]");
-      unsigned times = 0;
-      const std::string t = scalar(name, v["times"], "times");
-      auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), times);
-      if (ec != std::errc() || p != t.data() + t.size() || times == 0 || times > 100000) fail(name, v["times"], "times must be from 1 to 100000");
-      std::vector<ScenarioStep> body;
-      server_steps(name, v["steps"], ph, body, depth + 1);
-      for (unsigned i = 0; i < times; ++i) out.insert(out.end(), body.begin(), body.end());
+      repeat(name, v, out, [&](std::vector<ScenarioStep>& body) { server_steps(name, v["steps"], ph, body, depth + 1); });
     } else {
       fail(name, kv.first, fmt::format("unknown step '{}' for role server (S, S?, S|, C, C?, wait, accept, trigger, no-connection, close, repeat)", key));
     }
@@ -417,13 +443,17 @@ void server_steps(const std::string& name, const YAML::Node& list, const Placeho
 }
 }  // namespace
 
+// libstdc++'s regex matcher recurses per character: a pattern sees the first 4096
+// octets of a line or reply, which keeps the stack bounded whatever the peer sends.
+constexpr std::size_t kRegexScope = 4096;
+
 bool CommandPattern::matches(const std::string& line) const {
   if (!verbs.empty()) {
     std::string verb = line.substr(0, line.find(' '));
     std::transform(verb.begin(), verb.end(), verb.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
     if (std::find(verbs.begin(), verbs.end(), verb) == verbs.end()) return false;
   }
-  return !regex || std::regex_search(line, *regex);
+  return !regex || std::regex_search(line.substr(0, kRegexScope), *regex);
 }
 
 bool ReplyPattern::matches(int code, const std::string& reply_text) const {
@@ -435,7 +465,7 @@ bool ReplyPattern::matches(int code, const std::string& reply_text) const {
     });
     if (!ok) return false;
   }
-  return !regex || std::regex_search(reply_text, *regex);
+  return !regex || std::regex_search(reply_text.substr(0, kRegexScope), *regex);
 }
 
 Scenario parse_scenario(const std::string& text, const std::string& name, const Placeholders& ph) {
@@ -448,6 +478,7 @@ Scenario parse_scenario(const std::string& text, const std::string& name, const 
   if (!root.IsMap()) throw std::runtime_error(fmt::format("{}: a scenario is a YAML mapping (id, title, steps, ...)", name));
   Scenario sc;
   sc.file = name;
+  t_octets = 0;
   YAML::Node steps_node, faults_node;
   for (const auto& kv : root) {
     const std::string k = kv.first.as<std::string>();

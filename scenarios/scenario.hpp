@@ -53,6 +53,7 @@ struct ScenarioStep {
     accept,         // lockstep the server: close this connection, wait for the client's next one
     trigger,        // run the trigger command again
     no_connection,  // no new connection may arrive within `wait`
+    replies,        // lockstep the client: take the replies the server owes (by the engine's count), up to `wait`
   };
   Kind kind = Kind::send;
   int line = 0;                   // in the scenario file

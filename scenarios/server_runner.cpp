@@ -333,6 +333,7 @@ CaseResult run_server(const Scenario& sc, Listener& listener, const ServeOptions
   listener.drain();
   std::deque<Command> triggers;
   auto trigger = [&]() -> bool {
+    if (opts.trigger_hook) opts.trigger_hook();
     if (opts.trigger.empty()) return true;
     triggers.emplace_back();
     r.transcript.push_back(fmt::format("-- trigger: {}", opts.trigger));
@@ -461,6 +462,7 @@ CaseResult run_server(const Scenario& sc, Listener& listener, const ServeOptions
           break;
         }
         case ScenarioStep::Kind::expect:
+        case ScenarioStep::Kind::replies:
           failed(s, "a step of a client-role scenario: run it with --target");
           break;
       }

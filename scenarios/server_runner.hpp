@@ -4,6 +4,7 @@
 // lockstep accepts its connection, sends the S: replies, matches the C: commands, and
 // lets the engine judge what the client did.
 #include <chrono>
+#include <functional>
 #include <string>
 
 #include "scenarios/runner.hpp"
@@ -15,6 +16,8 @@ struct ServeOptions {
   std::string reset;     // shell command run before each case (e.g. empty the client's queue)
   std::chrono::milliseconds timeout{30000};  // for each expected connection or command
   Placeholders placeholders;
+  // In-process trigger (tests): called where the trigger command would run.
+  std::function<void()> trigger_hook;
 };
 
 // The listening socket, kept for the whole run so the client always finds lockstep.

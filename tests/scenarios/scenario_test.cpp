@@ -89,6 +89,29 @@ TEST_CASE("errors in a scenario name the file and the line", "[scenarios][bad-in
   CHECK_THAT(parse_error(std::string("\x01\x02\xff garbage: [")), Catch::StartsWith("t.yaml"));
 }
 
+TEST_CASE("a small scenario cannot expand into unbounded memory or stack", "[scenarios][bad-input]") {
+  // Nested repeats: 100000^3 steps.
+  CHECK_THAT(parse_error(std::string(kHead) + "  - repeat: {times: 100000, steps: [{repeat: {times: 100000, steps: "
+                                              "[{repeat: {times: 100000, steps: [{C: NOOP}]}}]}}]}\n"),
+             Catch::Contains("more than 200000 steps"));
+  // Fills: 20 lines of 16 MiB each.
+  std::string fills = kHead;
+  for (int i = 0; i < 20; ++i) fills += "  - C: \"NOOP {x*16000000}\"\n";
+  CHECK_THAT(parse_error(fills), Catch::Contains("more than 256 MiB"));
+  CHECK_THAT(parse_error(std::string(kHead) + "  - repeat: {times: 1000, steps: [{data: {size: 1000000}}]}\n"),
+             Catch::Contains("more than 256 MiB"));
+  // Regexes: deeply nested groups and very long patterns are refused before std::regex sees them.
+  CHECK_THAT(parse_error(std::string(kHead) + "  - S: \"250 ~ " + std::string(40, '(') + "a" + std::string(40, ')') + "\"\n"),
+             Catch::Contains("16 nested groups"));
+  CHECK_THAT(parse_error(std::string(kHead) + "  - S: \"250 ~ " + std::string(600, 'a') + "\"\n"), Catch::Contains("512 characters"));
+  // Matching sees a bounded prefix: a 1 MiB reply text does not exhaust the stack.
+  const Scenario sc = parse(std::string(kHead) + "  - S: \"250 ~ ^(a|b)*$\"\n");
+  CHECK(sc.steps[0].expect.matches(250, std::string(1 << 20, 'a')));
+  // The budget is per scenario: a second parse starts from zero.
+  CHECK_NOTHROW(parse(std::string(kHead) + "  - C: \"NOOP {x*16000000}\"\n"));
+  CHECK_NOTHROW(parse(std::string(kHead) + "  - C: \"NOOP {x*16000000}\"\n"));
+}
+
 TEST_CASE("the runner passes a conforming server and says where a case fails", "[scenarios][runner]") {
   proxy::ToyLmtpServer server;
   RunOptions o;

@@ -88,7 +88,8 @@ CaseResult play(const std::string& file, bool reuse) {
   ServeOptions o;
   o.timeout = std::chrono::milliseconds(3000);
   const Scenario sc = load_scenario(std::string(LOCKSTEP_SOURCE_DIR) + "/scenarios/" + file, o.placeholders);
-  std::thread t([&] { mta(l.address(), reuse); });
+  std::thread t;  // the client starts when lockstep triggers it, as a real one would
+  o.trigger_hook = [&] { t = std::thread([&] { mta(l.address(), reuse); }); };
   CaseResult r = run_server(sc, l, o);
   t.join();
   return r;
@@ -140,12 +141,13 @@ TEST_CASE("a fault that closes the connection ends it where the scenario says", 
                                      "  - C: LHLO\n  - S: \"250 x\"\n  - C: closed\n",
                                      "t.yaml", o.placeholders);
   std::string after_lhlo = "(not read)";
-  std::thread t([&] {
+  std::thread t;
+  o.trigger_hook = [&] { t = std::thread([&] {
     Mta m(l.address());
     m.reply();
     m.send("LHLO mta.test\r\n");
     after_lhlo = m.line();
-  });
+  }); };
   const CaseResult r = run_server(sc, l, o);
   t.join();
   INFO(r.reason);

@@ -1,0 +1,118 @@
+// The control API itself, without sockets (no coroutines: the fuzz preset instruments it
+// for coverage, which clang 14 cannot do for coroutine code).
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include "proxy/control.hpp"
+
+namespace lockstep::proxy {
+
+namespace json = boost::json;
+
+namespace {
+json::object fault_json(const FaultSpec& f) {
+  return json::object{{"name", f.name},
+                      {"spec", f.spec},
+                      {"action", to_string(f.action)},
+                      {"stream", f.dir == Dir::server ? "downstream" : "upstream"},
+                      {"description", describe(f)}};
+}
+
+ControlResponse reply(unsigned status, const json::value& v) { return {status, json::serialize(v) + "\n"}; }
+// Messages may quote what the request said: only printable ASCII goes out, so the
+// answer is valid JSON (UTF-8) whatever bytes came in.
+ControlResponse error(unsigned status, std::string msg) {
+  for (char& c : msg)
+    if (c < 0x20 || c >= 0x7f) c = '?';
+  return reply(status, json::object{{"error", msg}});
+}
+
+// Compares without leaking the length of the common prefix through timing.
+bool same_token(const std::string& a, const std::string& b) {
+  if (a.size() != b.size()) return false;
+  unsigned diff = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned>(static_cast<unsigned char>(a[i]) ^ static_cast<unsigned char>(b[i]));
+  return diff == 0;
+}
+}  // namespace
+
+ControlResponse handle_control(Proxy& proxy, const ControlRequest& req, const std::string& token) {
+  if (!token.empty() && !same_token(req.authorization, "Bearer " + token))
+    return error(401, "a bearer token is required: Authorization: Bearer TOKEN");
+  std::string path = req.target.substr(0, req.target.find('?'));
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  if (path == "/" && req.method == "GET") {
+    return reply(200, json::object{{"endpoints", json::array{"GET /faults", "POST /faults {\"name\": N, \"spec\": S}",
+                                                            "GET /faults/NAME", "DELETE /faults/NAME", "GET /sessions",
+                                                            "GET /presets"}}});
+  }
+  if (path == "/faults") {
+    if (req.method == "GET") {
+      json::array a;
+      for (const auto& f : proxy.faults()) a.push_back(fault_json(f));
+      return reply(200, json::object{{"faults", std::move(a)}, {"seed", proxy.seed()}});
+    }
+    if (req.method == "POST") {
+      boost::system::error_code ec;
+      json::value v = json::parse(req.body, ec);
+      if (ec || !v.is_object()) return error(400, "the body must be a JSON object: {\"name\": ..., \"spec\": ...}");
+      const auto& o = v.as_object();
+      const auto* spec = o.if_contains("spec");
+      if (!spec || !spec->is_string()) return error(400, "\"spec\" (a string such as \"inject@eod#1,text=350 lockers\") is required");
+      std::string text(spec->as_string());
+      if (const auto* name = o.if_contains("name")) {
+        if (!name->is_string() || name->as_string().empty()) return error(400, "\"name\" must be a non-empty string");
+        text = std::string(name->as_string()) + "=" + text;
+      }
+      // toxiproxy's "toxicity": the probability a connection gets the fault.
+      if (const auto* tox = o.if_contains("toxicity")) {
+        if (!tox->is_number()) return error(400, "\"toxicity\" must be a number from 0 to 1");
+        text += fmt::format(",p={}", tox->to_number<double>());
+      }
+      std::string err;
+      auto f = parse_fault(text, err);
+      if (!f) return error(400, err);
+      if (!proxy.add_fault(*f, err)) return error(409, err);
+      return reply(201, fault_json(*f));
+    }
+    return error(405, "GET or POST");
+  }
+  if (path.rfind("/faults/", 0) == 0) {
+    const std::string name = path.substr(8);
+    if (req.method == "GET") {
+      for (const auto& f : proxy.faults())
+        if (f.name == name) return reply(200, fault_json(f));
+      return error(404, fmt::format("no fault named '{}'", name));
+    }
+    if (req.method == "DELETE") {
+      if (!proxy.remove_fault(name)) return error(404, fmt::format("no fault named '{}'", name));
+      return {204, ""};
+    }
+    return error(405, "GET or DELETE");
+  }
+  if (path == "/sessions" && req.method == "GET") {
+    json::array a;
+    for (const auto& s : proxy.sessions()) {
+      json::array fs;
+      for (const auto& f : s.faults) fs.push_back(json::string(f));
+      a.push_back(json::object{{"conn", s.conn},
+                               {"client", s.client},
+                               {"upstream", s.upstream},
+                               {"started_us", s.started_us},
+                               {"seed", s.seed},
+                               {"faults", std::move(fs)},
+                               {"client_octets", s.client_octets},
+                               {"server_octets", s.server_octets}});
+    }
+    return reply(200, json::object{{"sessions", std::move(a)}});
+  }
+  if (path == "/presets" && req.method == "GET") {
+    json::array a;
+    for (const auto& p : fault_presets())
+      a.push_back(json::object{{"name", p.name}, {"spec", p.spec}, {"incident", p.incident}});
+    return reply(200, json::object{{"presets", std::move(a)}});
+  }
+  return error(404, fmt::format("no endpoint {} {}", req.method.substr(0, 100), path.substr(0, 200)));
+}
+
+}  // namespace lockstep::proxy
