@@ -174,6 +174,7 @@ std::size_t ContentScanner::fast_block(std::string_view rest) {
   rep_.unstuffed_dot = unstuffed;
   off_ += pos;
   hist_ = {other, other, other, crlf};
+  hist_off_[3] = off_ - 2;  // the block ends with a line's CRLF (a smuggling pattern may start there)
   if (eod) {
     off_ += 3;
     rep_.wire_octets = off_ - rep_.start;
