@@ -357,7 +357,12 @@ class Driver {
       const auto* f = std::get_if<Finding>(&*ev);
       // Root causes only: the consequences of a desync follow from its first finding.
       if (!f || f->side != Dir::server || f->severity != Severity::error || !f->rule || f->cause != 0) continue;
-      const std::string key = fmt::format("{}@{}", f->rule->id, f->command.empty() ? last_verb : verb_of(f->command));
+      // Keyed by rule and verb; content lines read as commands after a desync are "other".
+      static const std::set<std::string> kVerbs = {"LHLO", "HELO", "EHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET",
+                                                   "NOOP", "QUIT", "VRFY", "EXPN", "HELP", "STARTTLS", "AUTH"};
+      std::string verb = f->command.empty() ? last_verb : verb_of(f->command);
+      if (!kVerbs.count(verb)) verb = "other";
+      const std::string key = fmt::format("{}@{}", f->rule->id, verb);
       out.keys.try_emplace(key, std::string(f->rule->id), f->explanation);
     }
   }
