@@ -425,7 +425,8 @@ bool healthy(const CampaignOptions& o) {
               {"Subject: lockstep fuzz health check\r\n\r\nok\r\n.\r\n"},
               {"QUIT\r\n"}};
   const Outcome out = execute(p, o);
-  return out.connected && out.anomaly.empty() && out.keys.empty() && out.replies.size() == 4;
+  // It answers (its usual deviations are allowed: the question is whether it still works).
+  return out.connected && out.anomaly.empty() && out.replies.size() == 4;
 }
 
 std::string yaml_quote(std::string_view raw) {
