@@ -443,9 +443,10 @@ void server_steps(const std::string& name, const YAML::Node& list, const Placeho
 }
 }  // namespace
 
-// libstdc++'s regex matcher recurses per character: a pattern sees the first 4096
-// octets of a line or reply, which keeps the stack bounded whatever the peer sends.
-constexpr std::size_t kRegexScope = 4096;
+// libstdc++'s regex matcher recurses per character (several frames each, larger still
+// under ASan): a pattern sees the first 512 octets of a line or reply (a command line's
+// limit), which keeps the stack bounded whatever the peer sends.
+constexpr std::size_t kRegexScope = 512;
 
 bool CommandPattern::matches(const std::string& line) const {
   if (!verbs.empty()) {
