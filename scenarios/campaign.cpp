@@ -445,11 +445,21 @@ std::string yaml_quote(std::string_view raw) {
   return s + "\"";
 }
 
+// Text for the metadata (title, requirement, source): YAML's own escapes only.
+std::string yaml_text(std::string_view text) {
+  std::string s = "\"";
+  for (const char c : text) {
+    if (c == '"' || c == '\\') s += '\\';
+    s += (c == '\n' || c == '\r') ? ' ' : c;
+  }
+  return s + "\"";
+}
+
 std::string reproducer(const Plan& p, const CampaignFinding& f, const CampaignOptions& o, const std::string& id) {
-  std::string y = fmt::format("id: {}\ntitle: {}\n", id, yaml_quote(fmt::format("fuzz: {} after {}", f.rule, f.key.substr(f.key.find('@') + 1))));
+  std::string y = fmt::format("id: {}\ntitle: {}\n", id, yaml_text(fmt::format("fuzz: {} after {}", f.rule, f.key.substr(f.key.find('@') + 1))));
   if (f.rule != "anomaly") y += fmt::format("rules: [{}]\n", f.rule);
-  y += fmt::format("requirement: {}\n", yaml_quote(f.explanation));
-  y += fmt::format("source: {}\n", yaml_quote(fmt::format("lockstep fuzz --target {} --seed {}: session {}, mutations {}; minimised from {} writes to {}",
+  y += fmt::format("requirement: {}\n", yaml_text(f.explanation));
+  y += fmt::format("source: {}\n", yaml_text(fmt::format("lockstep fuzz --target {} --seed {}: session {}, mutations {}; minimised from {} writes to {}",
                                                           o.target, o.seed, f.session, f.mutation, f.groups_before, p.groups.size())));
   y += fmt::format("timeout: {}ms\nsteps:\n  - S: any\n", o.reply_timeout.count());
   for (std::size_t i = 0; i < p.groups.size(); ++i) {

@@ -42,6 +42,7 @@ TEST_CASE("a campaign finds the stray reply of a leaking server and writes a rep
   // The reproducer is a scenario lockstep run reads, about the rule, and minimised.
   const Scenario sc = parse_scenario(it->yaml, "repro.yaml", Placeholders{});
   CHECK(sc.rules == std::vector<std::string>{"LMTP-4.2-PER-RCPT-REPLIES"});
+  CHECK(sc.requirement == it->explanation);  // metadata as text, not byte escapes (the § of "RFC 2033 §4.2")
   CHECK(it->groups <= it->groups_before);
   // Each key once.
   auto sorted = k;
