@@ -238,6 +238,7 @@ std::size_t ContentScanner::feed(std::string_view in) {
       tokens(piece, piece_off);
     } else if (ends_line) {
       hist_ = {other, other, other, crlf};  // an ordinary line that ends in CRLF
+      hist_off_[3] = piece_off + n - 2;
     } else {
       // Ordinary text cut by the chunk's end: only its last bytes matter.
       hist_ = {other, other, other, other};

@@ -469,7 +469,17 @@ bool ReplyPattern::matches(int code, const std::string& reply_text) const {
   return !regex || std::regex_search(reply_text.substr(0, kRegexScope), *regex);
 }
 
+Scenario parse_scenario_node(const std::string& text, const std::string& name, const Placeholders& ph);
+
 Scenario parse_scenario(const std::string& text, const std::string& name, const Placeholders& ph) {
+  try {
+    return parse_scenario_node(text, name, ph);
+  } catch (const YAML::Exception& e) {  // a conversion yaml-cpp refused (a list used as a key...)
+    throw std::runtime_error(fmt::format("{}:{}: {}", name, e.mark.line + 1, e.msg));
+  }
+}
+
+Scenario parse_scenario_node(const std::string& text, const std::string& name, const Placeholders& ph) {
   YAML::Node root;
   try {
     root = YAML::Load(text);
