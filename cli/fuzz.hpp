@@ -1,5 +1,6 @@
 #pragma once
-// `lockstep fuzz`: stateful network fuzzing of a live LMTP server (scenarios/campaign.hpp).
+// `lockstep fuzz`: stateful network fuzzing of a live LMTP server (--target) or client
+// (--listen --trigger) (scenarios/campaign.hpp).
 #include <string>
 #include <vector>
 
@@ -7,8 +8,9 @@ namespace lockstep::cli {
 
 struct FuzzCliOptions {
   std::string target, out_dir, format = "text";
+  std::string listen, trigger, reset, base;  // the client campaign
   std::uint64_t seed = 0;  // 0: from the clock, printed
-  double duration = 60, reply_timeout = 3;
+  double duration = 60, reply_timeout = 0;  // 0: 3 s for a server, 20 s for a client
   std::uint64_t sessions = 0;
   bool no_minimise = false, quiet = false;
   std::vector<std::string> rcpts;

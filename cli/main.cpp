@@ -120,13 +120,17 @@ int main(int argc, char** argv) {
   r2s->add_option("--output-dir,-o", rs.output_dir, "write one FILE per connection there (default: all to standard output)");
 
   lockstep::cli::FuzzCliOptions fo;
-  auto* fuzz = app.add_subcommand("fuzz", "stateful network fuzzing of a live LMTP server, judged by the engine");
-  fuzz->add_option("--target", fo.target, "the server under test: host:port, [v6]:port or unix:/path")->required();
+  auto* fuzz = app.add_subcommand("fuzz", "stateful network fuzzing of a live LMTP server (--target) or client (--listen --trigger), judged by the engine");
+  fuzz->add_option("--target", fo.target, "fuzz a server: host:port, [v6]:port or unix:/path");
+  fuzz->add_option("--listen", fo.listen, "fuzz a client: lockstep listens here as its LMTP server (with --trigger)");
+  fuzz->add_option("--trigger", fo.trigger, "with --listen: a shell command that makes the client deliver, run for each session");
+  fuzz->add_option("--reset", fo.reset, "with --listen: a shell command run before each session (e.g. empty the client's queue)");
+  fuzz->add_option("--base", fo.base, "with --listen: the clean server-role scenario the faults are put on (default: the client suite's clean delivery)");
   fuzz->add_option("--seed", fo.seed, "the campaign's seed (default: from the clock; printed, so a run can be repeated)");
   fuzz->add_option("--duration", fo.duration, "seconds to run (default 60)")->check(CLI::PositiveNumber);
   fuzz->add_option("--sessions", fo.sessions, "stop after this many sessions (with --duration: whichever comes first)");
   fuzz->add_option("--out,-o", fo.out_dir, "where the reproducer scenarios go (default: lockstep-fuzz-SEED/)");
-  fuzz->add_option("--reply-timeout", fo.reply_timeout, "seconds without an owed reply before it counts as a hang (default 3)")
+  fuzz->add_option("--reply-timeout", fo.reply_timeout, "seconds without an owed reply before it counts as a hang (default 3; with --listen: per command or connection, default 20)")
       ->check(CLI::PositiveNumber);
   fuzz->add_flag("--no-minimise", fo.no_minimise, "save reproducers as found, without minimising them against the server");
   fuzz->add_option("--format", fo.format, "summary format")->check(CLI::IsMember({"text", "json"}));

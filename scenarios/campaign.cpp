@@ -11,12 +11,16 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <cstring>
 #include <random>
+#include <sstream>
+#include <stdexcept>
 #include <set>
 #include <thread>
 
 #include "engine/session.hpp"
 #include "scenarios/runner.hpp"
+#include "scenarios/server_runner.hpp"
 
 namespace lockstep::scenarios {
 namespace {
@@ -502,17 +506,39 @@ std::string file_id(const std::string& key) {
   for (const char c : key) s += std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(static_cast<unsigned char>(c))) : '-';
   return s;
 }
+// The campaign's clock: its limits, and the figures reported about once a second.
+struct Ticker {
+  Clock::time_point start = Clock::now(), last = start;
+  // Session `n` is past the limits (--sessions, --duration; both: whichever first).
+  bool over(std::uint64_t n, std::uint64_t sessions, std::chrono::milliseconds duration) const {
+    const auto elapsed = Clock::now() - start;
+    return (sessions && n > sessions) || (!sessions && elapsed >= duration) || (sessions && duration.count() && elapsed >= duration);
+  }
+  void tick(CampaignResult& r, std::size_t states, const std::function<void(const CampaignProgress&)>& progress) {
+    r.progress.states = states;
+    r.progress.findings = r.findings.size();
+    r.progress.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    if (progress && Clock::now() - last >= std::chrono::seconds(1)) {
+      last = Clock::now();
+      progress(r.progress);
+    }
+  }
+};
+
+void save(CampaignFinding& f, const std::string& out_dir, const std::string& id) {
+  if (out_dir.empty()) return;
+  f.reproducer = (std::filesystem::path(out_dir) / (id + ".yaml")).string();
+  std::ofstream(f.reproducer) << f.yaml;
+}
 }  // namespace
 
 CampaignResult fuzz_server(const CampaignOptions& o, const std::function<void(const CampaignProgress&)>& progress) {
   CampaignResult r;
-  const auto start = Clock::now();
-  auto last_progress = start;
+  Ticker clock;
   std::set<std::string> states, seen;
   if (!o.out_dir.empty()) std::filesystem::create_directories(o.out_dir);
   for (std::uint64_t n = 1;; ++n) {
-    const auto elapsed = Clock::now() - start;
-    if ((o.sessions && n > o.sessions) || (!o.sessions && elapsed >= o.duration) || (o.sessions && o.duration.count() && elapsed >= o.duration)) break;
+    if (clock.over(n, o.sessions, o.duration)) break;
     const Plan plan = plan_session(o.seed, n, o.placeholders);
     Outcome out = execute(plan, o);
     if (!out.connected) {
@@ -542,10 +568,7 @@ CampaignResult fuzz_server(const CampaignOptions& o, const std::function<void(co
       f.groups = small.groups.size();
       const std::string id = fmt::format("fuzz-{}-{}", o.seed, file_id(key));
       f.yaml = reproducer(small, f, o, id);
-      if (!o.out_dir.empty()) {
-        f.reproducer = (std::filesystem::path(o.out_dir) / (id + ".yaml")).string();
-        std::ofstream(f.reproducer) << f.yaml;
-      }
+      save(f, o.out_dir, id);
       r.findings.push_back(std::move(f));
     }
     // After an anomaly: does the server still deliver?
@@ -563,17 +586,144 @@ CampaignResult fuzz_server(const CampaignOptions& o, const std::function<void(co
         break;
       }
     }
-    r.progress.states = states.size();
-    r.progress.findings = r.findings.size();
-    r.progress.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    if (progress && Clock::now() - last_progress >= std::chrono::seconds(1)) {
-      last_progress = Clock::now();
-      progress(r.progress);
-    }
+    clock.tick(r, states.size(), progress);
   }
-  r.progress.states = states.size();
-  r.progress.findings = r.findings.size();
-  r.progress.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  clock.tick(r, states.size(), nullptr);
+  return r;
+}
+
+namespace {
+// Random faults on a server's replies, from templates over every kind of position.
+std::vector<std::string> random_faults(Rng& rng) {
+  static const char* kTemplates[] = {
+      "inject@eod#{k},text=350 lockers", "inject@rcpt#{n},text=250 2.1.5 extra", "drop@eod#{k}", "drop@rcpt#{n}",
+      "dup@eod#{k}", "dup@mail", "split@lhlo,line={l}", "replace@rcpt#{n},code=452", "replace@rcpt#{n},code=550",
+      "replace@eod#{k},code=451", "replace@eod#{k},code=552", "replace@data,code=451", "delay@eod#{k},ms={m}",
+      "delay@lhlo,ms={m}", "fragment@lhlo,size=1", "fragment@eod#{k},size=3", "coalesce@any", "swap@rcpt#1",
+      "close@eod#{k}", "close@data", "reset@rcpt#{n}", "shutdown@rcpt#{n}", "early@any#{e},text=250 2.0.0 ok",
+      "inject@greeting,text=220 lockstep.test again", "replace@greeting,code=421", "inject@lhlo,text=250 again",
+      "replace@lhlo,text=250 lockstep.test", "inject-after@eod#2,text=250 2.0.0 surplus"};
+  std::vector<std::string> out;
+  const std::size_t n = 1 + pick(rng, 2);
+  for (std::size_t i = 0; i < n; ++i) {
+    std::string f = kTemplates[pick(rng, std::size(kTemplates))];
+    auto put = [&](const char* key, const std::string& v) {
+      for (auto at = f.find(key); at != std::string::npos; at = f.find(key)) f.replace(at, std::strlen(key), v);
+    };
+    put("{k}", std::to_string(1 + pick(rng, 2)));
+    put("{n}", std::to_string(1 + pick(rng, 2)));
+    put("{l}", std::to_string(1 + pick(rng, 3)));
+    put("{e}", std::to_string(2 + pick(rng, 4)));
+    static const char* kMs[] = {"100", "800", "2500"};
+    put("{m}", kMs[pick(rng, std::size(kMs))]);
+    out.push_back(f);
+  }
+  return out;
+}
+
+Scenario with_faults(const Scenario& base, const std::vector<std::string>& specs) {
+  Scenario sc = base;
+  sc.rules.clear();  // the engine's findings are the oracle, not the base case's rules
+  sc.faults.clear();
+  for (const auto& t : specs) {
+    std::string error;
+    if (auto f = proxy::parse_fault(t, error)) sc.faults.push_back(std::move(*f));
+    else throw std::logic_error(fmt::format("fault template '{}': {}", t, error));
+  }
+  return sc;
+}
+
+std::map<std::string, std::pair<std::string, std::string>> client_keys(const CaseResult& r, const std::vector<std::string>& specs) {
+  std::map<std::string, std::pair<std::string, std::string>> keys;
+  const std::string action = specs.empty() ? "none" : specs.front().substr(0, specs.front().find('@'));
+  for (const auto& f : r.findings)
+    if (f.severity == Severity::error && f.rule && f.cause == 0)
+      keys.try_emplace(fmt::format("{}@{}", f.rule->id, action), std::string(f.rule->id), f.explanation);
+  return keys;
+}
+
+// The base scenario's text with new metadata and the faults.
+std::string client_reproducer(const std::string& base_text, const std::string& id, const CampaignFinding& f,
+                              const std::vector<std::string>& specs, const ClientCampaignOptions& o) {
+  std::string y = fmt::format("id: {}\nrole: server\ntitle: {}\nrules: [{}]\nrequirement: {}\nsource: {}\nfaults: [", id,
+                              yaml_text(fmt::format("fuzz: {} after {}", f.rule, specs.empty() ? "no fault" : specs.front())), f.rule,
+                              yaml_text(f.explanation),
+                              yaml_text(fmt::format("lockstep fuzz --listen {} --seed {}: session {}, the steps of {}", o.listen, o.seed,
+                                                    f.session, o.base)));
+  for (std::size_t i = 0; i < specs.size(); ++i) y += (i ? ", " : "") + yaml_text(specs[i]);
+  y += "]\n";
+  std::istringstream in(base_text);
+  bool steps = false;
+  for (std::string line; std::getline(in, line);) {
+    steps = steps || line.rfind("steps:", 0) == 0 || line.rfind("timeout:", 0) == 0;
+    if (steps) y += line + "\n";
+  }
+  return y;
+}
+}  // namespace
+
+CampaignResult fuzz_client(const ClientCampaignOptions& o, const std::function<void(const CampaignProgress&)>& progress) {
+  CampaignResult r;
+  Ticker clock;
+  Listener listener(o.listen);
+  const Scenario base = load_scenario(o.base, o.placeholders);
+  std::string base_text;
+  {
+    std::ifstream in(o.base, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    base_text = ss.str();
+  }
+  ServeOptions so;
+  so.trigger = o.trigger;
+  so.reset = o.reset;
+  so.timeout = o.timeout;
+  so.placeholders = o.placeholders;
+  so.trigger_hook = o.trigger_hook;
+  auto play = [&](const std::vector<std::string>& specs) { return run_server(with_faults(base, specs), listener, so); };
+  std::set<std::string> seen, states;
+  if (!o.out_dir.empty()) std::filesystem::create_directories(o.out_dir);
+  for (std::uint64_t n = 1;; ++n) {
+    if (clock.over(n, o.sessions, o.duration)) break;
+    Rng rng(o.seed ^ (n * 0x9E3779B97F4A7C15ull));
+    const auto specs = random_faults(rng);
+    const CaseResult res = play(specs);
+    if (res.verdict == Verdict::error) {
+      if (n == 1) r.error = res.reason;
+      else r.stopped = fmt::format("session {}: {}", n, res.reason);
+      break;
+    }
+    r.progress.sessions = n;
+    for (const auto& line : res.transcript)
+      if (line.rfind("C: ", 0) == 0) states.insert(specs.front().substr(0, specs.front().find('@')) + "/" + verb_of(line.substr(3)));
+    if (res.verdict == Verdict::fail && res.findings.empty()) ++r.progress.anomalies;  // the client did something else than the steps
+    for (const auto& [key, what] : client_keys(res, specs)) {
+      if (!seen.insert(key).second) continue;
+      CampaignFinding f;
+      f.key = key;
+      f.rule = what.first;
+      f.kind = "finding";
+      f.explanation = what.second;
+      f.session = n;
+      for (const auto& m : specs) f.mutation += (f.mutation.empty() ? "" : " + ") + m;
+      f.groups_before = specs.size();
+      std::vector<std::string> small = specs;
+      for (std::size_t i = small.size(); o.minimise && small.size() > 1 && i-- > 0;) {  // faults that do not matter
+        auto fewer = small;
+        fewer.erase(fewer.begin() + static_cast<long>(i));
+        // The key names the first fault's action: the same rule after the faults left counts.
+        const auto got = client_keys(play(fewer), fewer);
+        if (got.count(f.rule + "@" + fewer.front().substr(0, fewer.front().find('@')))) small = std::move(fewer);
+      }
+      f.groups = small.size();
+      const std::string id = fmt::format("fuzz-client-{}-{}", o.seed, file_id(key));
+      f.yaml = client_reproducer(base_text, id, f, small, o);
+      save(f, o.out_dir, id);
+      r.findings.push_back(std::move(f));
+    }
+    clock.tick(r, states.size(), progress);
+  }
+  clock.tick(r, states.size(), nullptr);
   return r;
 }
 

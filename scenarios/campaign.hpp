@@ -56,4 +56,24 @@ struct CampaignResult {
 // Runs the campaign; `progress` is called about once a second.
 CampaignResult fuzz_server(const CampaignOptions& opts, const std::function<void(const CampaignProgress&)>& progress);
 
+// The same for a client (lockstep is the server): each session plays `base`, a clean
+// server-role scenario (a delivery), with one or two random faults on lockstep's
+// replies (the --fault syntax); the trigger makes the client deliver, the reset empties
+// its queue. The engine's root findings of error severity about the client are the
+// oracle; each distinct one is saved as `base` plus its faults, minimised (faults that
+// do not matter removed), a scenario `lockstep run --listen --trigger` replays.
+struct ClientCampaignOptions {
+  std::string listen, trigger, reset;
+  std::string base;                              // the clean scenario file
+  std::uint64_t seed = 1;
+  std::chrono::milliseconds duration{300000};
+  std::uint64_t sessions = 0;
+  std::chrono::milliseconds timeout{20000};      // for each expected connection or command
+  std::string out_dir;
+  bool minimise = true;
+  Placeholders placeholders;
+  std::function<void()> trigger_hook;            // tests: an in-process client
+};
+CampaignResult fuzz_client(const ClientCampaignOptions& opts, const std::function<void(const CampaignProgress&)>& progress);
+
 }  // namespace lockstep::scenarios

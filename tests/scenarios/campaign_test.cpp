@@ -9,6 +9,10 @@
 
 #include "proxy/toy_server.hpp"
 #include "scenarios/campaign.hpp"
+#include "scenarios/server_runner.hpp"
+#include "tests/scenarios/fake_mta.hpp"
+
+#include <thread>
 
 using namespace lockstep;
 using namespace lockstep::scenarios;
@@ -68,4 +72,38 @@ TEST_CASE("a campaign repeats from its seed; an unreachable server is an error",
   const auto down = fuzz_server(nowhere, {});
   CHECK_THAT(down.error, Catch::Contains("cannot connect to 127.0.0.1:1"));
   CHECK(down.findings.empty());
+}
+
+TEST_CASE("a client campaign puts random faults on a clean delivery and catches a client that reuses the connection",
+          "[scenarios][campaign][server-role]") {
+  ClientCampaignOptions o;
+  o.listen = "127.0.0.1:0";
+  o.base = std::string(LOCKSTEP_SOURCE_DIR) + "/scenarios/suites/client/client-clean-delivery.yaml";
+  o.seed = 3;
+  o.sessions = 10;
+  o.duration = std::chrono::milliseconds(0);
+  o.timeout = std::chrono::milliseconds(1500);
+  o.minimise = false;
+  // The campaign's listener address is known once it runs: the client reads it from here.
+  std::string address;
+  std::vector<std::thread> clients;
+  o.trigger_hook = [&] { clients.emplace_back([&] { test::mta(address, true); }); };
+  // Port 0 picks a free port; find it by listening first, then hand the campaign that address.
+  {
+    Listener probe("127.0.0.1:0");
+    address = probe.address();
+  }
+  o.listen = address;
+  const CampaignResult r = fuzz_client(o, {});
+  for (auto& t : clients) t.join();
+  REQUIRE(r.error.empty());
+  CHECK(r.progress.sessions == 10);
+  CHECK(r.progress.states > 2);
+  REQUIRE_FALSE(r.findings.empty());  // a client that goes on after a stray reply or a failed delivery is caught
+  for (const auto& f : r.findings) {
+    const Scenario sc = parse_scenario(f.yaml, "repro.yaml", Placeholders{});
+    CHECK(sc.role == "server");
+    CHECK_FALSE(sc.faults.empty());
+    CHECK(sc.rules == std::vector<std::string>{f.rule});
+  }
 }
