@@ -3,6 +3,7 @@
 // bytes. The parser must not crash; a stage must hold back at most its bound, and the
 // faults that change only timing or segmentation must pass every byte on unchanged.
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -49,6 +50,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   st.eof(Dir::server, out);
   st.eof(Dir::client, out);
   take();
-  if (same_bytes && !ended && (got[0] != sent[0] || got[1] != sent[1])) std::abort();
+  if (same_bytes && !ended && (got[0] != sent[0] || got[1] != sent[1])) {
+    if (std::getenv("LOCKSTEP_FUZZ_VERBOSE"))  // what differs, for the one who debugs a crash
+      for (int k = 0; k < 2; ++k)
+        if (got[k] != sent[k]) std::fprintf(stderr, "%s stream: sent %zu octets, passed on %zu\n%s\n--\n%s\n", k ? "server" : "client",
+                                            sent[k].size(), got[k].size(), sent[k].c_str(), got[k].c_str());
+    std::abort();
+  }
   return 0;
 }

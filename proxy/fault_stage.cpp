@@ -571,8 +571,11 @@ bool FaultStage::client_content(std::vector<Raw>& raw) {
     }
   }
   if (at_start && line == ".\r\n") {
-    // The line end before the dot is always CRLF: the real end of data stays unambiguous.
-    std::string eod = held_term_.empty() ? ".\r\n" : "\r\n.\r\n";
+    // The client's own bytes pass as they came (a bare LF before the dot included); when
+    // lockstep rewrote the line ends (bare-lf, bare-cr), the one before the dot is CRLF,
+    // so the real end of data stays unambiguous.
+    std::string eod = held_term_ + ".\r\n";
+    if (line_fault_ >= 0 && !held_term_.empty()) eod = "\r\n.\r\n";
     for (std::size_t i = 0; i < faults_.size(); ++i) {
       const FaultSpec& f = faults_[i];
       if (f.action != FaultAction::smuggle || (f.times && fired_[i] >= f.times)) continue;
