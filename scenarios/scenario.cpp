@@ -128,6 +128,26 @@ std::regex compile_regex(const std::string& name, const YAML::Node& n, const std
   int depth = 0, deepest = 0;
   for (const char c : re) deepest = std::max(deepest, depth += c == '(' ? 1 : c == ')' ? -1 : 0);
   if (re.size() > 512 || deepest > 16) fail(name, n, "a regular expression may have 512 characters and 16 nested groups at most");
+  // Counted repetitions are compiled into copies: "(a{999}){999}" would be a million
+  // states. Their product is bounded.
+  std::uint64_t copies = 1;
+  for (std::size_t i = 0; i < re.size(); ++i) {
+    if (re[i] != '{' || (i > 0 && re[i - 1] == '\\')) continue;
+    std::uint64_t most = 0, v = 0;
+    for (std::size_t k = i + 1; k < re.size() && re[k] != '}'; ++k) {
+      if (re[k] >= '0' && re[k] <= '9') v = std::min<std::uint64_t>(v * 10 + static_cast<std::uint64_t>(re[k] - '0'), 100000);
+      else v = 0;
+      most = std::max(most, v);
+    }
+    copies *= std::max<std::uint64_t>(most, 1);
+    if (copies > 10000) fail(name, n, "counted repetitions in a regular expression may multiply to 10000 at most");
+  }
+  // Stacked quantifiers ("x***", "a+*") make libstdc++'s compiler explode; a lazy "*?" is fine.
+  for (std::size_t i = 1; i < re.size(); ++i) {
+    const bool prev = re[i - 1] == '*' || re[i - 1] == '+' || re[i - 1] == '?' || re[i - 1] == '}';
+    const bool here = re[i] == '*' || re[i] == '+' || re[i] == '{';
+    if (prev && here && (i < 2 || re[i - 2] != '\\')) fail(name, n, fmt::format("stacked quantifiers in '{}': write one quantifier per atom", re));
+  }
   try {
     return std::regex(re, std::regex::ECMAScript | std::regex::icase);
   } catch (const std::regex_error& e) {

@@ -104,6 +104,10 @@ TEST_CASE("a small scenario cannot expand into unbounded memory or stack", "[sce
   CHECK_THAT(parse_error(std::string(kHead) + "  - S: \"250 ~ " + std::string(40, '(') + "a" + std::string(40, ')') + "\"\n"),
              Catch::Contains("16 nested groups"));
   CHECK_THAT(parse_error(std::string(kHead) + "  - S: \"250 ~ " + std::string(600, 'a') + "\"\n"), Catch::Contains("512 characters"));
+  CHECK_THAT(parse_error(std::string(kHead) + "  - S: \"250 ~ <x>" + std::string(40, '*') + "\"\n"), Catch::Contains("stacked quantifiers"));
+  CHECK_NOTHROW(parse(std::string(kHead) + "  - S: \"250 ~ a*?b+?c\\\\**\"\n"));  // lazy quantifiers, an escaped star
+  CHECK_THAT(parse_error(std::string(kHead) + "  - S: \"250 ~ ((a{999}){999})\"\n"), Catch::Contains("10000 at most"));
+  CHECK_NOTHROW(parse(std::string(kHead) + "  - S: \"250 ~ ^[0-9]{3}( [a-z]{1,20})?$\"\n"));
   // Matching sees a bounded prefix: a 1 MiB reply text does not exhaust the stack.
   const Scenario sc = parse(std::string(kHead) + "  - S: \"250 ~ ^(a|b)*$\"\n");
   CHECK(sc.steps[0].expect.matches(250, std::string(1 << 20, 'a')));
