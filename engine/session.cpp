@@ -145,6 +145,16 @@ void Session::Impl::on_client_bytes(std::string_view b) {
         }
         await_buf.append(b);
         return;
+      case CMode::await_bdat:
+        // BDAT without CHUNKING advertised: a server that answers 500 or 502 does not
+        // know the verb and reads the chunk's octets as commands (RFC 5321 §4.2.4).
+        if (await_buf.size() + b.size() > kAwaitCap) {
+          await_buf.append(b);
+          decide_bdat(true);
+          return;
+        }
+        await_buf.append(b);
+        return;
       case CMode::content: {
         const std::size_t n = content.feed(b);
         if (opt.redaction) redact_range(coff, coff + n);
@@ -217,6 +227,45 @@ void Session::Impl::decide_data(bool accepted) {
   if (!held.empty()) on_client_bytes(held);
 }
 
+void Session::Impl::decide_bdat(bool consumed) {
+  std::string held = std::move(await_buf);
+  await_buf.clear();
+  if (consumed) {
+    cmode = CMode::bdat;
+  } else {
+    bdat_left = 0;
+    cmode = CMode::command;
+    csplit.set_offset(coff);
+  }
+  if (!held.empty()) on_client_bytes(held);
+}
+
+// The reply to a BDAT sent without CHUNKING advertised, before either view pairs it:
+// 500 or 502 says the server did not know the verb, so the BDAT was one command with
+// one reply (not a per-recipient block) and its chunk was read as commands.
+void Session::Impl::on_bdat_reply(int code) {
+  const bool unknown = code == 500 || code == 502;
+  if (!unknown || !hyps.empty() || truth_next > bdat_slot || bdat_slot < slot_base) {
+    decide_bdat(true);
+    return;
+  }
+  const auto cmd = slot(bdat_slot).cmd;
+  while (nslots > bdat_slot) {
+    slots.pop_back();
+    --nslots;
+  }
+  Slot s;
+  s.cmd = cmd;
+  s.label = cmd->label();
+  push_slot(std::move(s));
+  if (cmd->bdat_last) {  // the transaction is still open on the server
+    c_rcpts = std::move(bdat_saved_rcpts);
+    c_txn = bdat_saved_txn;
+    c_last_bdat_done = false;
+  }
+  decide_bdat(false);
+}
+
 void Session::Impl::on_client_line(const Line& line) {
   if (expect_auth_line) {  // RFC 4954 §4: the answer to a 334 is not a command
     expect_auth_line = false;
@@ -267,7 +316,14 @@ void Session::Impl::on_client_line(const Line& line) {
     bdat_prev_cr = false;
     bdat_reported = false;
     bdat_binary = false;
-    if (bdat_left > 0) cmode = CMode::bdat;
+    if (bdat_left > 0) {
+      // Without CHUNKING advertised, whether the chunk is read as data or as commands
+      // depends on the server's reply: hold the octets until it is known.
+      const bool uncertain = opt.ordered && !opt.mid_session && !ccaps.chunking;
+      cmode = uncertain ? CMode::await_bdat : CMode::bdat;
+      await_buf.clear();
+      bdat_slot = UINT64_MAX;  // until make_slots gives it one
+    }
   }
   if (cmd->verb == Verb::data) {
     cmode = CMode::await_data;
@@ -314,9 +370,16 @@ void Session::Impl::materialize() {
 }
 
 void Session::Impl::make_slots(const std::shared_ptr<const Command>& cmd) {
-  if (cmd->verb == Verb::bdat && !cmd->syntax.bad_bdat) bdat_slot = nslots;
+  if (cmd->verb == Verb::bdat && !cmd->syntax.bad_bdat) {
+    bdat_slot = nslots;
+    if (cmode == CMode::await_bdat) {
+      bdat_saved_rcpts = c_rcpts;
+      bdat_saved_txn = c_txn;
+    }
+  }
   if (cmd->verb == Verb::bdat && !cmd->syntax.bad_bdat && cmd->bdat_last && c_rcpts.empty() && c_txn != Txn::none) {
     // RFC 2033 §4.3: no accepted recipient, so BDAT LAST gets zero replies.
+    if (cmode == CMode::await_bdat) decide_bdat(true);  // no reply will decide
     zero_bdat_pos = nslots;
     c_last_bdat_done = true;
     return;
@@ -438,6 +501,7 @@ void Session::Impl::on_reply(Reply r) {
                                         content.consumed()));
     f.proof = Proof::order;
   }
+  if (cmode == CMode::await_bdat && client_next == bdat_slot && backlog.empty()) on_bdat_reply(rp->code);
   align(rp);
   if (client_next < nslots && rp->code == 334 && slot(client_next).verb() == Verb::auth) {
     client_pair(slot(client_next), rp);  // RFC 4954 §4: a 334 asks for more, AUTH still awaits its reply
@@ -675,6 +739,7 @@ void Session::Impl::close(Dir d, Time t) {
 }
 
 void Session::Impl::finish(bool capture_ended) {
+  if (cmode == CMode::await_bdat) decide_bdat(true);
   if (ssplit.pending() > 0 || assembler.in_progress()) {
     Finding& f = find("SMTP-4.2.1-MULTILINE-FORMAT", Dir::server,
                       "the server stream ends inside a reply: its last line is unfinished or a multi-line reply "
@@ -870,6 +935,7 @@ std::uint64_t Session::client_parsed() const {
 bool Session::client_pending_is_secret() const {
   using M = Impl::CMode;
   return impl_->cmode == M::await_data || impl_->cmode == M::content || impl_->cmode == M::bdat ||
+         impl_->cmode == M::await_bdat ||
          impl_->expect_auth_line;
 }
 

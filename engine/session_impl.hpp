@@ -18,7 +18,7 @@ struct Session::Impl {
   Time now = 0;
 
   // ---- client stream
-  enum class CMode : std::uint8_t { command, await_data, content, bdat, tls };
+  enum class CMode : std::uint8_t { command, await_data, content, bdat, await_bdat, tls };
   CMode cmode = CMode::command;
   LineSplitter csplit{8192};
   std::uint64_t coff = 0;
@@ -61,6 +61,8 @@ struct Session::Impl {
   bool c_auth_cancel = false;        // the client answered a 334 with "*"
   std::uint64_t bdat_slot = UINT64_MAX;  // the slot of the BDAT whose chunk is being sent
   std::uint64_t zero_bdat_pos = UINT64_MAX;  // where a BDAT LAST owed zero replies
+  std::vector<std::string> bdat_saved_rcpts;  // the transaction before an uncertain BDAT LAST
+  Txn bdat_saved_txn = Txn::none;
   Time c_last_time = 0;              // when the client last sent bytes  // RCPT commands the client has no reply for yet
   std::vector<std::shared_ptr<const Command>> deferred;  // commands waiting for a slot count
   std::deque<std::uint64_t> group_enders;
@@ -122,6 +124,8 @@ struct Session::Impl {
   void materialize();
   void push_rcpt_block(const Slot& proto, std::string_view what);
   void decide_data(bool accepted);
+  void decide_bdat(bool consumed);
+  void on_bdat_reply(int code);
   void on_server_bytes(std::string_view b);
   void on_reply(Reply r);
   void client_pair(Slot& s, const std::shared_ptr<const Reply>& r);

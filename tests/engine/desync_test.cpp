@@ -157,3 +157,52 @@ TEST_CASE("BDAT LAST pipelined before the RCPT replies gets one reply per accept
   INFO(r.dump());
   CHECK(r.findings.empty());
 }
+
+// A server that does not offer CHUNKING answers BDAT with 500 and reads the chunk's
+// octets as commands; one that offers it consumes the chunk whatever it answers.
+TEST_CASE("BDAT refused as unknown when CHUNKING was not offered: the chunk is read as commands",
+          "[engine][desync][chunking]") {
+  auto errors = [](const RunResult& r) {
+    std::size_t n = 0;
+    for (const auto& f : r.findings) n += f.severity == Severity::error && f.side == Dir::server;
+    return n;
+  };
+  // "RSET\r\nNOOP\r\n" is 12 octets: the chunk of BDAT 12, or two commands.
+  const std::vector<std::string> tail{"C: MAIL FROM:<a@example.org>", "S: 250 2.1.0 ok",
+                                      "C: RCPT TO:<b@example.net>", "S: 250 2.1.5 ok",
+                                      "C|BDAT 12 LAST\r\nRSET\r\nNOOP\r\n",
+                                      "S: 500 5.5.2 unknown command", "S: 250 2.0.0 ok", "S: 250 2.0.0 ok",
+                                      "C: QUIT", "S: 221 2.0.0 bye"};
+  SECTION("without LHLO") {
+    std::vector<std::string> s{"S: 220 lmtp.test ready"};
+    s.insert(s.end(), tail.begin(), tail.end());
+    const RunResult r = run_script(s);
+    INFO(r.dump());
+    CHECK(errors(r) == 0);
+    CHECK_FALSE(r.desynced);
+  }
+  SECTION("LHLO without CHUNKING, the chunk split across writes") {
+    std::vector<std::string> t = tail;
+    t[4] = "C|BDAT 12 LAST\r\nRS";
+    t.insert(t.begin() + 5, "C|ET\r\nNOOP\r\n");
+    const RunResult r = run_script(hello(t, "PIPELINING,ENHANCEDSTATUSCODES"));
+    INFO(r.dump());
+    CHECK(errors(r) == 0);
+    CHECK_FALSE(r.desynced);
+  }
+  SECTION("CHUNKING offered: the chunk is consumed, and the two 250s are surplus") {
+    const RunResult r = run_script(hello(tail));
+    INFO(r.dump());
+    CHECK(r.desynced);
+    CHECK(r.has("DESYNC-1-UNSOLICITED"));
+  }
+  SECTION("without CHUNKING a 250 still means the chunk was data") {
+    std::vector<std::string> t = tail;
+    t[5] = "S: 250 2.0.0 ok";  // the BDAT LAST's one reply
+    t.erase(t.begin() + 6, t.begin() + 8);
+    const RunResult r = run_script(hello(t, "PIPELINING,ENHANCEDSTATUSCODES"));
+    INFO(r.dump());
+    CHECK(errors(r) == 0);
+    CHECK_FALSE(r.desynced);
+  }
+}
