@@ -86,7 +86,9 @@ void write_text_session(std::FILE* out, const SessionResult& r, const TextOption
     for (const auto& l : r.ladder) {
       std::string line;
       const std::string text = clip(l.text, 60);
-      if (l.dir == Dir::client) {
+      if (l.fault) {
+        line = p("36", fmt::format("   ! fault: {}", clip(l.text, 110)));
+      } else if (l.dir == Dir::client) {
         line = fmt::format("   C: {}", text);
       } else {
         line = fmt::format("   S: {:<52}", text);
@@ -100,6 +102,7 @@ void write_text_session(std::FILE* out, const SessionResult& r, const TextOption
                                       : fmt::format(" -> (unread) answers {}", clip(l.true_pair, 40));
         }
       }
+      if (l.injected) line += p("36", " [written by lockstep]");
       fmt::print(out, "{}\n", line);
       for (auto id : l.findings) {
         auto it = by_id.find(id);

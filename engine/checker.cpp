@@ -30,6 +30,11 @@ struct Checker::Run {
     }
     return false;
   }
+  bool is_injected(Dir d, std::uint64_t offset) const {
+    for (const auto& r : injected)
+      if (r.dir == d && offset >= r.begin && offset < r.end) return true;
+    return false;
+  }
 };
 
 Checker::Checker(SourceInfo info, std::string name, Sink sink, CheckerLimits limits)
@@ -98,6 +103,19 @@ void Checker::on(const SourceEvent& ev) {
         r.faulted = true;
         r.injected.push_back({ev.dir, ev.offset, ev.offset + ev.length});
         if (r.injected.size() > 256) r.injected.pop_front();
+        if (limits_.ladder > 0) {
+          if (r.result.ladder.size() < limits_.ladder) {
+            LadderEntry l;
+            l.dir = ev.dir;
+            l.fault = true;
+            l.text = ev.bytes.substr(0, 300);
+            l.offset = ev.offset;
+            l.time = ev.time;
+            r.result.ladder.push_back(std::move(l));
+          } else {
+            ++r.result.ladder_dropped;
+          }
+        }
       }
       break;
     }
@@ -111,6 +129,7 @@ void Checker::drain(Run& run) {
       ++res.ladder_dropped;
       return nullptr;
     }
+    if (run.faulted && !e.content) e.injected = run.is_injected(e.dir, e.offset);
     res.ladder.push_back(std::move(e));
     return &res.ladder.back();
   };
@@ -175,6 +194,7 @@ void Checker::drain(Run& run) {
             // Attach to the ladder entry whose bytes it is about.
             for (std::size_t i = res.ladder.size(); e.located && i-- > 0 && res.ladder.size() - i <= 256;) {
               LadderEntry& l = res.ladder[i];
+              if (l.fault) continue;
               if (l.dir == e.stream && l.offset <= e.offset &&
                   (l.offset == e.offset || (l.content && e.stream == Dir::client))) {
                 l.findings.push_back(e.id);
@@ -207,6 +227,17 @@ void Checker::done(const std::string& conn, Time t, bool capture_ended) {
   if (last_run_ == &r) last_run_ = nullptr;
   runs_.erase(it);
   sink_(std::move(out));
+}
+
+const SessionResult* Checker::current(const std::string& conn) {
+  auto it = runs_.find(conn);
+  if (it == runs_.end()) return nullptr;
+  Run& r = *it->second;
+  r.result.commands = r.session.commands();
+  r.result.replies = r.session.replies();
+  r.result.final_state = std::string(to_string(r.session.state()));
+  r.result.desynced = r.session.desynced();
+  return &r.result;
 }
 
 Session* Checker::session(const std::string& conn) {

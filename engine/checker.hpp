@@ -21,6 +21,8 @@ struct LadderEntry {
   std::uint64_t reply_index = UINT64_MAX;
   Time time = 0;
   bool content = false;
+  bool fault = false;            // a fault lockstep injected fired here (text says what it did)
+  bool injected = false;         // these bytes were written by lockstep (a fault), not by the peer
   std::string client_pair;       // the command the client pairs this reply with
   std::string true_pair;         // the command it answers (empty: none, a surplus)
   bool true_known = false;
@@ -68,6 +70,9 @@ class Checker {
   void finish();
   // The engine of an open connection, or null.
   Session* session(const std::string& conn);
+  // The result so far of an open connection (its ladder and findings as they grow, the
+  // counts and state as of now), or null.
+  const SessionResult* current(const std::string& conn);
 
  private:
   struct Run;

@@ -18,6 +18,34 @@ json::object fault_json(const FaultSpec& f) {
                       {"description", describe(f)}};
 }
 
+json::object session_json(const SessionInfo& s) {
+  json::array fs, rules;
+  for (const auto& f : s.faults) fs.push_back(json::string(f));
+  for (const auto& r : s.rules) rules.push_back(json::string(r));
+  json::object o{{"conn", s.conn},
+                 {"client", s.client},
+                 {"upstream", s.upstream},
+                 {"started_us", s.started_us},
+                 {"seed", s.seed},
+                 {"faults", std::move(fs)},
+                 {"client_octets", s.client_octets},
+                 {"server_octets", s.server_octets},
+                 {"state", s.state},
+                 {"commands", s.commands},
+                 {"replies", s.replies},
+                 {"errors", s.errors},
+                 {"warnings", s.warnings},
+                 {"notes", s.notes},
+                 {"rules", std::move(rules)},
+                 {"interceptable", s.interceptable},
+                 {"hold", s.hold}};
+  if (s.hold == "held") {
+    o["held_label"] = s.held_label;
+    o["held_reply"] = s.held_reply;
+  }
+  return o;
+}
+
 ControlResponse reply(unsigned status, const json::value& v) { return {status, json::serialize(v) + "\n"}; }
 // Messages may quote what the request said: only printable ASCII goes out, so the
 // answer is valid JSON (UTF-8) whatever bytes came in.
@@ -43,7 +71,8 @@ ControlResponse handle_control(Proxy& proxy, const ControlRequest& req, const st
   while (path.size() > 1 && path.back() == '/') path.pop_back();
   if (path == "/" && req.method == "GET") {
     return reply(200, json::object{{"endpoints", json::array{"GET /faults", "POST /faults {\"name\": N, \"spec\": S}",
-                                                            "GET /faults/NAME", "DELETE /faults/NAME", "GET /sessions",
+                                                            "GET /faults/NAME", "DELETE /faults/NAME", "GET /sessions", "GET /sessions/ID",
+                                                            "POST /sessions/ID/hold", "POST /sessions/ID/release {\"action\": \"pass|drop|edit\", \"text\": T}",
                                                             "GET /presets"}}});
   }
   if (path == "/faults") {
@@ -92,19 +121,53 @@ ControlResponse handle_control(Proxy& proxy, const ControlRequest& req, const st
   }
   if (path == "/sessions" && req.method == "GET") {
     json::array a;
-    for (const auto& s : proxy.sessions()) {
-      json::array fs;
-      for (const auto& f : s.faults) fs.push_back(json::string(f));
-      a.push_back(json::object{{"conn", s.conn},
-                               {"client", s.client},
-                               {"upstream", s.upstream},
-                               {"started_us", s.started_us},
-                               {"seed", s.seed},
-                               {"faults", std::move(fs)},
-                               {"client_octets", s.client_octets},
-                               {"server_octets", s.server_octets}});
-    }
+    for (const auto& s : proxy.sessions()) a.push_back(session_json(s));
     return reply(200, json::object{{"sessions", std::move(a)}});
+  }
+  if (path.rfind("/sessions/", 0) == 0) {
+    // /sessions/ID, /sessions/ID/hold, /sessions/ID/release
+    std::string rest = path.substr(10);
+    const auto slash = rest.find('/');
+    const std::string conn = rest.substr(0, slash);
+    const std::string action = slash == std::string::npos ? "" : rest.substr(slash + 1);
+    if (action.empty() && req.method == "GET") {
+      for (const auto& s : proxy.sessions())
+        if (s.conn == conn) return reply(200, session_json(s));
+      return error(404, fmt::format("no open connection '{}'", conn.substr(0, 100)));
+    }
+    if (action == "hold" && req.method == "POST") {
+      std::string err;
+      if (!proxy.hold(conn, err)) return error(err.rfind("no open", 0) == 0 ? 404 : 409, err);
+      return reply(202, json::object{{"conn", conn}, {"hold", "armed"}});
+    }
+    if (action == "release" && req.method == "POST") {
+      FaultStage::Release how = FaultStage::Release::pass;
+      std::string text;
+      if (!req.body.empty()) {
+        boost::system::error_code ec;
+        json::value v = json::parse(req.body, ec);
+        if (ec || !v.is_object()) return error(400, "the body must be a JSON object: {\"action\": \"pass|drop|edit\", \"text\": ...}");
+        const auto& o = v.as_object();
+        if (const auto* a = o.if_contains("action")) {
+          if (!a->is_string()) return error(400, "\"action\" must be \"pass\", \"drop\" or \"edit\"");
+          const std::string_view name = a->as_string();
+          if (name == "drop") how = FaultStage::Release::drop;
+          else if (name == "edit") how = FaultStage::Release::edit;
+          else if (name != "pass") return error(400, "\"action\" must be \"pass\", \"drop\" or \"edit\"");
+        }
+        if (how == FaultStage::Release::edit) {
+          const auto* t = o.if_contains("text");
+          if (!t || !t->is_string() || t->as_string().empty())
+            return error(400, "\"edit\" needs \"text\": the reply to send instead, one line per line");
+          if (t->as_string().size() > 64 * 1024) return error(400, "\"text\" is longer than 64 KiB");
+          text = std::string(t->as_string());
+        }
+      }
+      std::string err;
+      if (!proxy.release(conn, how, std::move(text), err)) return error(err.rfind("no open", 0) == 0 ? 404 : 409, err);
+      return reply(200, json::object{{"conn", conn}, {"released", how == FaultStage::Release::pass ? "pass" : how == FaultStage::Release::drop ? "drop" : "edit"}});
+    }
+    return error(405, "GET /sessions/ID, POST /sessions/ID/hold, POST /sessions/ID/release");
   }
   if (path == "/presets" && req.method == "GET") {
     json::array a;

@@ -85,6 +85,7 @@ void FaultStage::pull() {
       pos.verb = p->verb;
       pos.k = p->k;
       pos.n = p->n;
+      pos.label = p->slot;
       if (p->command != UINT32_MAX) {
         pos.command = p->command;
         auto it = ordinals_.find(p->command);
@@ -104,14 +105,14 @@ void FaultStage::from(Dir d, std::string_view bytes, Time t, std::vector<Step>& 
     held_s_.append(bytes);
     tracker_.feed(Dir::server, bytes, t);
     pull();
-    server_bytes(t, out);
+    if (!holding_) server_bytes(t, out);  // else release() goes on
     return;
   }
   // The tracker's state before these bytes: whether DATA's 354 had arrived when they were sent.
   const bool content_ok = tracker_.state() == State::data;
   tracker_.feed(Dir::client, bytes, t);
   pull();
-  done_.clear();  // replies completed earlier were handled when they arrived
+  if (!holding_) done_.clear();  // replies completed earlier were handled when they arrived
   if (!acts_[0]) {
     std::vector<Raw> raw;
     write(raw, Dir::client, std::string(bytes));
@@ -166,6 +167,60 @@ void FaultStage::note(std::vector<Raw>& raw, Dir stream, const FaultSpec& f, std
   raw.push_back(std::move(r));
 }
 
+void FaultStage::note_text(std::vector<Raw>& raw, Dir stream, std::string text, std::uint64_t length) {
+  Raw r;
+  r.step.kind = Step::Kind::note;
+  r.step.stream = stream;
+  r.step.bytes = std::move(text);
+  r.step.length = length;
+  raw.push_back(std::move(r));
+}
+
+void FaultStage::release(Release how, std::string_view text, Time t, std::vector<Step>& out) {
+  if (!holding_) return;
+  holding_ = false;
+  std::vector<Raw> raw;
+  std::string bytes = std::move(hold_bytes_);
+  hold_bytes_.clear();
+  auto shown = [](std::string_view b) {
+    std::string s(b.substr(0, 200));
+    while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+    for (char& c : s)
+      if (c == '\r' || c == '\n') c = '|';
+    return s;
+  };
+  switch (how) {
+    case Release::pass:
+      apply_reply(std::move(bytes), hold_pos_, hold_code_, raw);
+      break;
+    case Release::drop:
+      note_text(raw, Dir::server, fmt::format("web view: dropped the held reply '{}' ({})", shown(bytes), hold_label_), 0);
+      break;
+    case Release::edit: {
+      std::string edited;
+      std::size_t at = 0;
+      while (at <= text.size()) {
+        std::size_t lf = text.find('\n', at);
+        if (lf == std::string_view::npos) lf = text.size();
+        std::string_view line = text.substr(at, lf - at);
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        if (!line.empty() || lf < text.size()) edited.append(line).append("\r\n");
+        at = lf + 1;
+      }
+      note_text(raw, Dir::server,
+                fmt::format("web view: the held reply '{}' ({}) was replaced by '{}'", shown(bytes), hold_label_, shown(edited)),
+                edited.size());
+      write(raw, Dir::server, std::move(edited));
+      break;
+    }
+  }
+  commit(raw, out);
+  hold_rest_.insert(hold_rest_.end(), done_.begin(), done_.end());
+  done_ = std::move(hold_rest_);
+  hold_rest_.clear();
+  server_bytes(t, out);
+}
+
 void FaultStage::write(std::vector<Raw>& raw, Dir stream, std::string bytes, std::size_t fragment) {
   if (bytes.empty()) return;
   if (fragment == 0 || fragment >= bytes.size()) {
@@ -184,7 +239,8 @@ void FaultStage::write(std::vector<Raw>& raw, Dir stream, std::string bytes, std
 
 void FaultStage::server_bytes(Time, std::vector<Step>& out) {
   std::vector<Raw> raw;
-  for (const Done& d : done_) {
+  for (std::size_t i = 0; i < done_.size(); ++i) {
+    const Done& d = done_[i];
     if (ended_) break;
     if (d.end <= held_s_base_) continue;  // passed on already (held too long)
     const std::uint64_t begin = std::max(d.offset, held_s_base_);
@@ -197,6 +253,22 @@ void FaultStage::server_bytes(Time, std::vector<Step>& out) {
     if (auto it = pairs_.find(d.index); it != pairs_.end()) {
       pos = it->second;
       pairs_.erase(it);
+    }
+    if (hold_armed_) {
+      hold_armed_ = false;
+      holding_ = true;
+      hold_bytes_ = std::move(bytes);
+      hold_label_ = pos.paired ? (pos.label.empty() ? std::string("(a surplus reply)") : pos.label) : "(unpaired)";
+      hold_pos_ = pos;
+      hold_code_ = d.code;
+      hold_rest_.assign(done_.begin() + static_cast<std::ptrdiff_t>(i) + 1, done_.end());
+      done_.clear();
+      commit(raw, out);
+      Step h;
+      h.kind = Step::Kind::hold;
+      h.bytes = hold_bytes_;
+      out.push_back(std::move(h));
+      return;
     }
     apply_reply(std::move(bytes), pos, d.code, raw);
   }
@@ -684,6 +756,7 @@ void FaultStage::eof(Dir d, std::vector<Step>& out) {
   if (ended_) return;
   std::vector<Raw> raw;
   if (d == Dir::server) {
+    if (holding_) release(Release::pass, "", 0, out);  // the held reply goes first
     if (swap_waiting_) {
       swap_waiting_ = false;
       raw.insert(raw.end(), swapped_.begin(), swapped_.end());

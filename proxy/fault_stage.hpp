@@ -27,6 +27,7 @@ struct Step {
     note,   // a fault fired: `bytes` is the sentence; [offset, offset+length) of `stream` is what it wrote
     close,  // close both connections (the peers see EOF)
     reset,  // reset the client's connection, close the upstream
+    hold,   // the reply in `bytes` is held (interception): wait for release()
   };
   Kind kind = Kind::write;
   Dir stream = Dir::server;
@@ -51,6 +52,17 @@ class FaultStage {
   // How often each fault fired.
   const std::vector<std::uint32_t>& fired() const { return fired_; }
 
+  // Interception (the web view): the next complete reply is held. The steps of from()
+  // then end with a `hold` step carrying it, and nothing more of the server stream goes
+  // out until release() says what becomes of it: passed on (faults still apply),
+  // dropped, or replaced by `text` (lines joined with CRLF). Both are recorded as notes.
+  enum class Release : std::uint8_t { pass, drop, edit };
+  void hold_next() { hold_armed_ = true; }
+  bool hold_armed() const { return hold_armed_; }
+  bool holding() const { return holding_; }
+  const std::string& held_label() const { return hold_label_; }
+  void release(Release how, std::string_view text, Time t, std::vector<Step>& out);
+
   static constexpr std::size_t kMaxHeld = 256 * 1024;
 
  private:
@@ -62,6 +74,7 @@ class FaultStage {
     std::uint32_t ordinal = 0;  // among the commands of its verb, 1-based
     std::uint32_t k = 0, n = 0; // per-recipient reply k of n
     std::uint32_t txn = 0;      // which end of data, 1-based
+    std::string label;          // the slot's label ("RCPT TO:<a@b>", "end of data (reply 1/2, ...)")
   };
   struct Raw {  // a step before offsets are assigned
     Step step;
@@ -106,6 +119,12 @@ class FaultStage {
   bool ended_ = false;                 // a close or reset went out         // the last write step was a fragment
   std::map<std::uint32_t, std::size_t> early_drop_;  // command index -> early fault: its real reply is dropped
   bool drop_354_ = false;              // pipeline-body: the server's own 354 is not passed on
+  bool hold_armed_ = false, holding_ = false;  // interception
+  std::string hold_bytes_, hold_label_;
+  Position hold_pos_;
+  int hold_code_ = 0;
+  std::vector<Done> hold_rest_;        // replies completed after the held one, not yet handled
+  void note_text(std::vector<Raw>& raw, Dir stream, std::string text, std::uint64_t length);
 
   // Client stream.
   enum class CMode : std::uint8_t { command, after_data, content, bdat };

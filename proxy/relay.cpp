@@ -89,8 +89,21 @@ struct Proxy::Conn {
             [&h](SessionResult&& r) {
               if (h.session) h.session(std::move(r));
             },
-            CheckerLimits{0, 100, 60, o.redact}) {  // no ladder: memory per connection stays small
-    if (h.finding) checker.on_finding(h.finding);
+            // No ladder unless the web view shows it: memory per connection stays small.
+            CheckerLimits{o.intercept ? 2000u : 0u, o.intercept ? 500u : 100u, 60, o.redact}) {
+    if (o.intercept) {
+      checker.on_finding([this, &h](const std::string& conn, const Finding& f) {
+        {
+          std::lock_guard lock(info_mu);
+          (f.severity == Severity::error ? errors : f.severity == Severity::warning ? warnings : notes) += 1;
+          const std::string r(f.rule->id);
+          if (rules.size() < 64 && std::find(rules.begin(), rules.end(), r) == rules.end()) rules.push_back(r);
+        }
+        if (h.finding) h.finding(conn, f);
+      });
+    } else if (h.finding) {
+      checker.on_finding(h.finding);
+    }
     if (h.trace) checker.on_event(h.trace);
   }
 
@@ -98,7 +111,27 @@ struct Proxy::Conn {
   // same findings offline as the live run.
   void emit(const SourceEvent& ev, const std::string& line) {
     if (recorder) recorder->write(id, line);
+    keep(line);
     checker.on(ev);
+    refresh();
+  }
+  // With intercept on: the recording kept in memory for export, and the engine's view.
+  void keep(const std::string& line) {
+    if (!opts.intercept) return;
+    if (tape.size() + line.size() > kTapeCap) {
+      tape_cut = true;
+      return;
+    }
+    tape += line;
+  }
+  void refresh() {
+    if (!opts.intercept) return;
+    Session* s = checker.session(id);
+    if (!s) return;
+    std::lock_guard lock(info_mu);
+    state = std::string(to_string(s->state()));
+    commands = s->commands();
+    replies = s->replies();
   }
   void observe(Dir d, std::string_view bytes) {
     SourceEvent ev;
@@ -113,10 +146,13 @@ struct Proxy::Conn {
     }
     // The engine first: it knows which bytes are content or secrets.
     checker.on(ev);
+    refresh();
     std::string shown(bytes);
     if (d == Dir::client) redact_client(shown);
     else redact_server(shown);
-    if (recorder) recorder->write(id, jsonl_data(ev.time, id, d, shown));
+    const std::string line = jsonl_data(ev.time, id, d, shown);
+    if (recorder) recorder->write(id, line);
+    keep(line);
   }
 
   // Sizes and line structure stay: every octet but CR, LF and '.' becomes 'x'.
@@ -149,6 +185,7 @@ struct Proxy::Conn {
     }
   }
   void closed(Dir d) {
+    if (d == Dir::client && hold_timer) hold_timer->cancel();  // nobody waits for the held reply
     if (closed_dir[d == Dir::client ? 0 : 1]) return;
     closed_dir[d == Dir::client ? 0 : 1] = true;
     SourceEvent ev;
@@ -167,6 +204,7 @@ struct Proxy::Conn {
     if (recorder) recorder->end(id);
   }
   void close_sockets() {
+    if (hold_timer) hold_timer->cancel();
     boost::system::error_code ig;
     client.close(ig);
     upstream.close(ig);
@@ -222,6 +260,20 @@ struct Proxy::Conn {
   std::string client_text;
   Time started = now_us();
   std::atomic<std::uint64_t> octets[2] = {0, 0};
+  // With intercept on (guarded by info_mu: read by the web view's threads).
+  mutable std::mutex info_mu;
+  std::string state;
+  std::uint64_t commands = 0, replies = 0;
+  std::uint32_t errors = 0, warnings = 0, notes = 0;
+  std::vector<std::string> rules;
+  std::string hold_state, held_label, held_reply;
+  std::atomic<bool> interceptable{false};
+  // On the strand: the recording kept for export, the wait for a held reply's fate.
+  std::string tape;
+  bool tape_cut = false;
+  asio::steady_timer* hold_timer = nullptr;
+  FaultStage::Release decision = FaultStage::Release::pass;
+  std::string decision_text;
 };
 
 Proxy::Proxy(ProxyOptions opts, ProxyHooks hooks) : opts_(std::move(opts)), hooks_(std::move(hooks)) {
@@ -381,6 +433,7 @@ void Proxy::serve(std::shared_ptr<Conn> c) {
         }
         c->close_sockets();
         c->end();
+        if (hooks_.tape && opts_.intercept) hooks_.tape(c->id, std::move(c->tape), c->tape_cut);
         forget(c);
       },
       [this, c](std::exception_ptr e) {
@@ -405,7 +458,15 @@ void Proxy::choose_faults(Conn& c) {
   std::vector<FaultSpec> chosen;
   for (auto& f : faults())
     if (selects(f, n, draw(rng))) chosen.push_back(std::move(f));
-  if (chosen.empty()) return;
+  if (chosen.empty()) {
+    // The web view can hold any reply: a stage without faults passes bytes on unchanged,
+    // replies once complete.
+    if (opts_.intercept) {
+      c.stage = std::make_unique<FaultStage>(std::vector<FaultSpec>{}, c.seed);
+      c.interceptable = true;
+    }
+    return;
+  }
   std::string names;
   for (const auto& f : chosen) {
     names += fmt::format("{}{}", names.empty() ? "" : "; ", f.name == f.spec ? f.spec : fmt::format("{} ({})", f.name, f.spec));
@@ -415,6 +476,7 @@ void Proxy::choose_faults(Conn& c) {
   c.fault_info(text);
   if (hooks_.event) hooks_.event(c.id, text);
   c.stage = std::make_unique<FaultStage>(std::move(chosen), c.seed);
+  c.interceptable = true;
 }
 
 std::vector<FaultSpec> Proxy::faults() const {
@@ -454,12 +516,96 @@ std::vector<SessionInfo> Proxy::sessions() const {
     s.faults = c->fault_names;
     s.client_octets = c->octets[0].load();
     s.server_octets = c->octets[1].load();
+    s.interceptable = c->interceptable.load();
+    {
+      std::lock_guard info(c->info_mu);
+      s.state = c->state;
+      s.commands = c->commands;
+      s.replies = c->replies;
+      s.errors = c->errors;
+      s.warnings = c->warnings;
+      s.notes = c->notes;
+      s.rules = c->rules;
+      s.hold = c->hold_state;
+      s.held_label = c->held_label;
+      s.held_reply = c->held_reply;
+    }
     out.push_back(std::move(s));
   }
   std::sort(out.begin(), out.end(), [](const SessionInfo& a, const SessionInfo& b) {
     return a.conn.size() != b.conn.size() ? a.conn.size() < b.conn.size() : a.conn < b.conn;
   });
   return out;
+}
+
+std::shared_ptr<Proxy::Conn> Proxy::find(const std::string& conn) const {
+  std::lock_guard lock(mu_);
+  for (const auto& c : live_)
+    if (c->id == conn) return c;
+  return nullptr;
+}
+
+bool Proxy::hold(const std::string& conn, std::string& error) {
+  auto c = find(conn);
+  if (!c) {
+    error = fmt::format("no open connection '{}'", conn);
+    return false;
+  }
+  if (!c->interceptable) {
+    error = fmt::format("connection {} cannot hold replies: start the proxy with --ui (or give it a fault)", conn);
+    return false;
+  }
+  {
+    std::lock_guard lock(c->info_mu);
+    if (c->hold_state == "held") {
+      error = fmt::format("connection {} holds a reply already: release it first", conn);
+      return false;
+    }
+    c->hold_state = "armed";
+  }
+  asio::post(c->strand, [c] {
+    if (c->stage) c->stage->hold_next();
+  });
+  return true;
+}
+
+bool Proxy::release(const std::string& conn, FaultStage::Release how, std::string text, std::string& error) {
+  auto c = find(conn);
+  if (!c) {
+    error = fmt::format("no open connection '{}'", conn);
+    return false;
+  }
+  {
+    std::lock_guard lock(c->info_mu);
+    if (c->hold_state != "held") {
+      error = fmt::format("connection {} holds no reply", conn);
+      return false;
+    }
+  }
+  asio::post(c->strand, [c, how, text = std::move(text)] {
+    if (!c->hold_timer) return;
+    c->decision = how;
+    c->decision_text = text;
+    c->hold_timer->cancel();
+  });
+  return true;
+}
+
+awaitable<std::optional<Snapshot>> Proxy::snapshot(std::string conn) {
+  auto c = find(conn);
+  if (!c) co_return std::nullopt;
+  co_return co_await asio::co_spawn(
+      c->strand,
+      [c]() -> awaitable<std::optional<Snapshot>> {
+        const SessionResult* r = c->checker.current(c->id);
+        if (!r) co_return std::nullopt;
+        Snapshot s;
+        s.result = *r;
+        s.tape = c->tape;
+        s.tape_truncated = c->tape_cut;
+        co_return s;
+      },
+      use_awaitable);
 }
 
 void Proxy::forget(const std::shared_ptr<Conn>& c) {
@@ -528,6 +674,35 @@ awaitable<bool> execute(std::shared_ptr<Proxy::Conn> c, std::vector<Step>& steps
           c->close_sockets();
           co_return false;
         }
+        break;
+      }
+      case Step::Kind::hold: {
+        // Interception: the reply waits for the web view's decision (or kMaxHold, or
+        // the client leaving); the time limits do not run meanwhile.
+        {
+          std::lock_guard lock(c->info_mu);
+          c->hold_state = "held";
+          c->held_label = c->stage->held_label();
+          c->held_reply = st.bytes.substr(0, 4096);
+        }
+        if (c->hooks->event) c->hooks->event(c->id, fmt::format("holding the reply to {}", c->stage->held_label()));
+        c->activity = std::chrono::steady_clock::now() + Proxy::kMaxHold;
+        c->decision = FaultStage::Release::pass;
+        c->decision_text.clear();
+        asio::steady_timer t(c->strand, Proxy::kMaxHold);
+        c->hold_timer = &t;
+        co_await t.async_wait(tuple_awaitable);
+        c->hold_timer = nullptr;
+        c->activity = std::chrono::steady_clock::now();
+        {
+          std::lock_guard lock(c->info_mu);
+          c->hold_state.clear();
+          c->held_label.clear();
+          c->held_reply.clear();
+        }
+        std::vector<Step> more;
+        c->stage->release(c->decision, c->decision_text, now_us(), more);
+        if (!co_await execute(c, more)) co_return false;
         break;
       }
       case Step::Kind::close:

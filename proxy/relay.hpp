@@ -8,11 +8,13 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/basic_socket_acceptor.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/io_context.hpp>
@@ -22,6 +24,7 @@
 #include "engine/checker.hpp"
 #include "proxy/address.hpp"
 #include "proxy/fault.hpp"
+#include "proxy/fault_stage.hpp"
 #include "proxy/recorder.hpp"
 
 namespace lockstep::proxy {
@@ -42,7 +45,12 @@ struct ProxyOptions {
   std::chrono::milliseconds drain_timeout{std::chrono::seconds(10)};  // on stop, for open sessions to end
   std::vector<FaultSpec> faults;            // for new connections; changed at runtime by add/remove_fault
   std::uint64_t seed = 0;                   // of the faults' choices and jitter; 0: drawn at start
+  // The web view: every connection gets a fault stage (so any reply can be held), keeps
+  // its ladder, and keeps its recording in memory (up to kTapeCap) for export.
+  bool intercept = false;
 };
+
+inline constexpr std::size_t kTapeCap = 16u << 20;
 
 // What the control API shows of an open connection.
 struct SessionInfo {
@@ -51,6 +59,21 @@ struct SessionInfo {
   std::uint64_t seed = 0;
   std::vector<std::string> faults;
   std::uint64_t client_octets = 0, server_octets = 0;
+  // With ProxyOptions::intercept: the engine's view so far, and interception.
+  std::string state;
+  std::uint64_t commands = 0, replies = 0;
+  std::uint32_t errors = 0, warnings = 0, notes = 0;
+  std::vector<std::string> rules;            // distinct rule IDs of its findings (at most 64)
+  bool interceptable = false;                // replies can be held
+  std::string hold;                          // "", "armed" (the next reply will be held) or "held"
+  std::string held_label, held_reply;        // what is held: the command it answers, the reply
+};
+
+// A copy of an open connection's state, taken on its strand.
+struct Snapshot {
+  SessionResult result;
+  std::string tape;            // its recording so far (JSONL), with intercept on
+  bool tape_truncated = false;
 };
 
 // What the proxy tells its front end; called from the connection's strand.
@@ -60,6 +83,8 @@ struct ProxyHooks {
   std::function<void(const std::string& conn, const std::string& text)> event;  // opened, upstream errors
   std::function<void(const std::string& conn, const Event&)> trace;  // every engine event (live ladder)
   std::function<void()> stopped;  // after stop(): the open sessions are ending or closed
+  // With intercept on: a connection ended; its recording (JSONL), cut at kTapeCap.
+  std::function<void(const std::string& conn, std::string&& tape, bool truncated)> tape;
 };
 
 class Proxy {
@@ -90,6 +115,17 @@ class Proxy {
   bool add_fault(FaultSpec f, std::string& error);
   bool remove_fault(const std::string& name);
   std::vector<SessionInfo> sessions() const;
+
+  // Interception (needs intercept, or a fault on the connection). hold: the connection's
+  // next complete reply is held until release(). False with `error` set when there is no
+  // such open connection or it cannot hold. Safe from any thread.
+  bool hold(const std::string& conn, std::string& error);
+  bool release(const std::string& conn, FaultStage::Release how, std::string text, std::string& error);
+  // How long a reply stays held at most before it is passed on unchanged.
+  static constexpr std::chrono::minutes kMaxHold{10};
+  // A copy of an open connection's result so far (its ladder needs intercept), taken on
+  // its strand; nothing when it is not open.
+  boost::asio::awaitable<std::optional<Snapshot>> snapshot(std::string conn);
   std::uint64_t seed() const { return opts_.seed; }
   std::uint64_t connections() const { return next_id_.load(); }
 
@@ -116,6 +152,7 @@ class Proxy {
   boost::asio::steady_timer drain_{control_};
   bool draining_ = false;
   void forget(const std::shared_ptr<Conn>& c);
+  std::shared_ptr<Conn> find(const std::string& conn) const;
   void choose_faults(Conn& c);
 };
 

@@ -46,6 +46,8 @@ bool CaseFaults::carry_out(const std::vector<proxy::Step>& steps, int fd, const 
       case proxy::Step::Kind::note:
         note("-- fault: " + st.bytes);
         break;
+      case proxy::Step::Kind::hold:  // scenarios never arm interception
+        break;
       case proxy::Step::Kind::close:
       case proxy::Step::Kind::reset: {
         const bool reset = st.kind == proxy::Step::Kind::reset;

@@ -18,6 +18,7 @@ struct Wire {
   std::vector<std::size_t> client_writes, server_writes;  // sizes of each write
   std::chrono::microseconds waited{0};
   int closes = 0, resets = 0;
+  std::vector<std::string> held;  // replies a hold step carried
 };
 
 void apply_steps(const std::vector<Step>& steps, Wire& w) {
@@ -31,6 +32,7 @@ void apply_steps(const std::vector<Step>& steps, Wire& w) {
       case Step::Kind::wait: w.waited += s.delay; break;
       case Step::Kind::close: ++w.closes; break;
       case Step::Kind::reset: ++w.resets; break;
+      case Step::Kind::hold: w.held.push_back(s.bytes); break;
     }
   }
 }
@@ -438,4 +440,68 @@ TEST_CASE("what a stage holds back stays bounded, and garbage goes through", "[f
   for (auto at = got_s.find("350 lockers\r\n"); at != std::string::npos; at = got_s.find("350 lockers\r\n"))
     got_s.erase(at, 13);
   CHECK(got_s == in_s);
+}
+
+// Interception: a held reply waits for release(); nothing of the server stream passes it.
+TEST_CASE("a held reply goes out only when released: passed, dropped or edited", "[proxy][faults][hold]") {
+  auto run_until_hold = [](FaultStage& st, Wire& w) {
+    std::vector<Step> out;
+    st.from(Dir::server, kSession[0].bytes, 1, out);
+    st.from(Dir::client, kSession[1].bytes, 2, out);
+    st.from(Dir::server, kSession[2].bytes, 3, out);
+    st.from(Dir::client, kSession[3].bytes, 4, out);
+    st.hold_next();
+    // Four replies in one read: the first (MAIL's) is held, the other three wait behind it.
+    st.from(Dir::server, kSession[4].bytes, 5, out);
+    apply_steps(out, w);
+  };
+  FaultStage st({}, 1);
+  Wire w;
+  run_until_hold(st, w);
+  REQUIRE(w.held.size() == 1);
+  CHECK(w.held[0] == "250 2.1.0 ok\r\n");
+  CHECK(st.holding());
+  CHECK(st.held_label() == "MAIL FROM:<a@x.test>");
+  CHECK(w.to_client.find("250 2.1.0") == std::string::npos);
+  CHECK(w.to_client.find("250 2.1.5") == std::string::npos);
+  // The client keeps talking meanwhile; its bytes go on.
+  std::vector<Step> out;
+  st.from(Dir::client, kSession[5].bytes, 6, out);
+  apply_steps(out, w);
+  CHECK(w.to_server.find("hello") != std::string::npos);
+
+  SECTION("pass: the reply and those behind it, unchanged and in order") {
+    out.clear();
+    st.release(FaultStage::Release::pass, "", 7, out);
+    apply_steps(out, w);
+    CHECK_FALSE(st.holding());
+    CHECK(w.notes.empty());
+    CHECK(w.to_client.substr(w.to_client.size() - kSession[4].bytes.size()) == kSession[4].bytes);
+  }
+  SECTION("drop: a note, and the rest goes on") {
+    out.clear();
+    st.release(FaultStage::Release::drop, "", 7, out);
+    apply_steps(out, w);
+    REQUIRE(w.notes.size() == 1);
+    CHECK(w.notes[0].bytes.find("dropped the held reply '250 2.1.0 ok'") != std::string::npos);
+    CHECK(w.notes[0].length == 0);
+    CHECK(w.to_client.find("250 2.1.0 ok") == std::string::npos);
+    CHECK(w.to_client.find("250 2.1.5 b ok\r\n250 2.1.5 c ok\r\n354 go ahead\r\n") != std::string::npos);
+  }
+  SECTION("edit: the text as CRLF lines, marked with its stream range") {
+    const std::size_t before = w.to_client.size();
+    out.clear();
+    st.release(FaultStage::Release::edit, "250-first\n250 2.1.0 edited", 7, out);
+    apply_steps(out, w);
+    REQUIRE(w.notes.size() == 1);
+    CHECK(w.notes[0].offset == before);
+    CHECK(w.notes[0].length == std::string("250-first\r\n250 2.1.0 edited\r\n").size());
+    CHECK(w.to_client.substr(before) == "250-first\r\n250 2.1.0 edited\r\n250 2.1.5 b ok\r\n250 2.1.5 c ok\r\n354 go ahead\r\n");
+  }
+  SECTION("the server closing while a reply is held: the held reply goes first") {
+    out.clear();
+    st.eof(Dir::server, out);
+    apply_steps(out, w);
+    CHECK(w.to_client.find("250 2.1.0 ok\r\n250 2.1.5 b ok") != std::string::npos);
+  }
 }
