@@ -4,10 +4,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 #include "cli/report.hpp"
 #include "engine/checker.hpp"
+#include "web/view.hpp"
 
 namespace lockstep::cli {
 
@@ -23,6 +26,10 @@ int run_check(const CheckOptions& o) {
   bool first_json = true;
   std::string junit;
   std::FILE* out = stdout;
+  // The --html page: every session in full, up to kHtmlSessions (a page stays usable).
+  constexpr std::size_t kHtmlSessions = 1000;
+  boost::json::array html;
+  std::uint64_t html_dropped = 0;
   if (o.format == "json") fmt::print(out, "{{\"lockstep\":\"{}\",\"sessions\":[", LOCKSTEP_VERSION);
 
   // A directory stands for its files (the proxy's per-connection recordings), in name order.
@@ -52,9 +59,13 @@ int run_check(const CheckOptions& o) {
       continue;
     }
     CheckerLimits limits;
-    if (to.ladder == TextOptions::Ladder::none) limits.ladder = 0;
+    if (to.ladder == TextOptions::Ladder::none && o.html.empty()) limits.ladder = 0;
     Checker checker(src->info(), path, [&](SessionResult&& r) {
       totals.add(r);
+      if (!o.html.empty()) {
+        if (html.size() < kHtmlSessions) html.push_back(web::session_json(r, false));
+        else ++html_dropped;
+      }
       if (o.format == "text") write_text_session(out, r, to);
       else if (o.format == "json") {
         fmt::print(out, "{}{}", first_json ? "\n" : ",\n", json_session(r));
@@ -84,6 +95,16 @@ int run_check(const CheckOptions& o) {
                totals.sessions, totals.sessions - totals.clean, junit);
   }
   std::fflush(out);
+  if (!o.html.empty()) {
+    std::string title = files.size() == 1 ? files.front() : fmt::format("{} files", files.size());
+    if (html_dropped) title += fmt::format(" (the first {} sessions; {} more not shown)", kHtmlSessions, html_dropped);
+    const std::string page = web::static_page(html, title);
+    std::FILE* f = std::fopen(o.html.c_str(), "wb");
+    if (!f || std::fwrite(page.data(), 1, page.size(), f) != page.size() || std::fclose(f) != 0) {
+      fmt::print(stderr, "lockstep check: --html {}: cannot write: {}\n", o.html, std::strerror(errno));
+      return 2;
+    }
+  }
   if (input_error) return 2;
   return totals.errors > 0 ? 1 : 0;
 }

@@ -11,6 +11,7 @@ struct CheckOptions {
   std::string ladder = "problems";    // all | problems | none
   std::string color = "auto";         // auto | always | never
   std::string min_severity = "note";
+  std::string html;                   // also write the web view's ladders to this file
 };
 
 // Runs `lockstep check`; returns the exit code: 0 clean, 1 error findings, 2 input error.

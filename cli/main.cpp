@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
   check->add_option("--color", co.color, "colour in the text report")->check(CLI::IsMember({"auto", "always", "never"}));
   check->add_option("--min-severity", co.min_severity, "list findings from this severity up")
       ->check(CLI::IsMember({"note", "warning", "error"}));
+  check->add_option("--html", co.html, "also write the ladders, findings and narratives as one self-contained HTML file");
 
   lockstep::cli::ProxyCliOptions po;
   auto* proxy = app.add_subcommand("proxy", "relay an LMTP client and server, checking and recording live");
@@ -68,6 +69,8 @@ int main(int argc, char** argv) {
   proxy->add_option("--seed", po.seed, "seed of the faults' random choices (default: drawn and printed)");
   proxy->add_option("--control", po.control, "serve the HTTP control API on host:port (loopback unless a token is set)");
   proxy->add_option("--control-token", po.control_token, "bearer token the control API requires");
+  proxy->add_option("--ui", po.ui, "serve the live web view on host:port (loopback unless --ui-token is set)");
+  proxy->add_option("--ui-token", po.ui_token, "token the web view requires (open it as http://ADDR/?token=TOKEN)");
 
   auto* faults = app.add_subcommand("faults", "list the fault actions, positions and incident presets");
 

@@ -14,6 +14,8 @@
 #include "cli/report.hpp"
 #include "proxy/control.hpp"
 #include "proxy/relay.hpp"
+#include "web/store.hpp"
+#include "web/ui.hpp"
 
 namespace lockstep::cli {
 
@@ -55,7 +57,8 @@ int run_proxy(const ProxyCliOptions& o) {
   po.connect_timeout = std::chrono::milliseconds(static_cast<long long>(o.connect_timeout * 1000));
   try {
     std::size_t used = 0;
-    po.socket_mode = static_cast<unsigned>(std::stoul(o.socket_mode, &used, 8));
+    po.intercept = !o.ui.empty();
+  po.socket_mode = static_cast<unsigned>(std::stoul(o.socket_mode, &used, 8));
     if (used != o.socket_mode.size() || po.socket_mode > 0777) throw std::invalid_argument("mode");
   } catch (const std::exception&) {
     fmt::print(stderr, "lockstep proxy: --socket-mode {}: an octal mode such as 0660 is expected\n", o.socket_mode);
@@ -86,7 +89,10 @@ int run_proxy(const ProxyCliOptions& o) {
     }
     std::fflush(stdout);
   };
+  web::Store store;
+  hooks.tape = [&](const std::string& conn, std::string&& tape, bool truncated) { store.tape(conn, std::move(tape), truncated); };
   hooks.session = [&](SessionResult&& r) {
+    if (po.intercept) store.ended(r);
     std::lock_guard lock(out_mu);
     if (json) {
       boost::json::array nar;
@@ -121,9 +127,11 @@ int run_proxy(const ProxyCliOptions& o) {
   };
   proxy::Proxy p(po, hooks);
   std::unique_ptr<proxy::ControlServer> control;
+  std::unique_ptr<web::UiServer> ui;
   try {
     p.start();
     if (!o.control.empty()) control = std::make_unique<proxy::ControlServer>(p.io(), p, o.control, o.control_token);
+    if (!o.ui.empty()) ui = std::make_unique<web::UiServer>(p.io(), p, store, web::UiOptions{o.ui, o.ui_token, o.redact});
   } catch (const std::exception& e) {
     fmt::print(stderr, "lockstep proxy: {}\n", e.what());
     return 2;
@@ -134,9 +142,13 @@ int run_proxy(const ProxyCliOptions& o) {
     for (const auto& f : po.faults) fmt::print(stderr, "lockstep proxy: fault {}: {}\n", f.name, proxy::describe(f));
     if (!po.faults.empty() || control) fmt::print(stderr, "lockstep proxy: seed {} (--seed {} replays the choices)\n", p.seed(), p.seed());
     if (control) fmt::print(stderr, "lockstep proxy: control API on http://{}/\n", control->local_address());
+    if (ui)
+      fmt::print(stderr, "lockstep proxy: web view on http://{}/{}\n", ui->local_address(),
+                 o.ui_token.empty() ? "" : "?token=...");
   } else {
     boost::json::object j{{"event", "listening"}, {"listen", p.local_address()}, {"upstream", o.upstream}, {"seed", p.seed()}};
     if (control) j["control"] = control->local_address();
+    if (ui) j["ui"] = ui->local_address();
     fmt::print("{}\n", boost::json::serialize(j));
   }
   std::fflush(stdout);
@@ -166,6 +178,7 @@ int run_proxy(const ProxyCliOptions& o) {
   hup.async_wait(on_hup);
   stopped_hook = [&] {
     if (control) control->stop();
+    if (ui) ui->stop();
     boost::asio::post(sig_strand, [&] {
       boost::system::error_code ig;
       stop_signals.cancel(ig);

@@ -17,6 +17,7 @@ struct ProxyCliOptions {
   std::vector<std::string> faults;   // --fault, each parsed by parse_fault
   std::uint64_t seed = 0;            // 0: drawn at start and printed
   std::string control, control_token;
+  std::string ui, ui_token;          // the web view
 };
 
 // `lockstep faults`: the syntax, the actions and the presets.

@@ -8,6 +8,7 @@
 #include <string>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/json/object.hpp>
 
 #include "proxy/relay.hpp"
 
@@ -23,6 +24,9 @@ struct ControlResponse {
   unsigned status = 200;
   std::string body;           // JSON (empty for 204)
 };
+
+// An open connection as the API shows it.
+boost::json::object session_info_json(const SessionInfo& s);
 
 // The API itself, without sockets: what `req` gets from `proxy`. `token` empty: none needed.
 ControlResponse handle_control(Proxy& proxy, const ControlRequest& req, const std::string& token);

@@ -18,7 +18,9 @@ json::object fault_json(const FaultSpec& f) {
                       {"description", describe(f)}};
 }
 
-json::object session_json(const SessionInfo& s) {
+}  // namespace
+
+json::object session_info_json(const SessionInfo& s) {
   json::array fs, rules;
   for (const auto& f : s.faults) fs.push_back(json::string(f));
   for (const auto& r : s.rules) rules.push_back(json::string(r));
@@ -46,6 +48,7 @@ json::object session_json(const SessionInfo& s) {
   return o;
 }
 
+namespace {
 ControlResponse reply(unsigned status, const json::value& v) { return {status, json::serialize(v) + "\n"}; }
 // Messages may quote what the request said: only printable ASCII goes out, so the
 // answer is valid JSON (UTF-8) whatever bytes came in.
@@ -121,7 +124,7 @@ ControlResponse handle_control(Proxy& proxy, const ControlRequest& req, const st
   }
   if (path == "/sessions" && req.method == "GET") {
     json::array a;
-    for (const auto& s : proxy.sessions()) a.push_back(session_json(s));
+    for (const auto& s : proxy.sessions()) a.push_back(session_info_json(s));
     return reply(200, json::object{{"sessions", std::move(a)}});
   }
   if (path.rfind("/sessions/", 0) == 0) {
@@ -132,7 +135,7 @@ ControlResponse handle_control(Proxy& proxy, const ControlRequest& req, const st
     const std::string action = slash == std::string::npos ? "" : rest.substr(slash + 1);
     if (action.empty() && req.method == "GET") {
       for (const auto& s : proxy.sessions())
-        if (s.conn == conn) return reply(200, session_json(s));
+        if (s.conn == conn) return reply(200, session_info_json(s));
       return error(404, fmt::format("no open connection '{}'", conn.substr(0, 100)));
     }
     if (action == "hold" && req.method == "POST") {
