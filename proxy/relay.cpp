@@ -594,18 +594,23 @@ bool Proxy::release(const std::string& conn, FaultStage::Release how, std::strin
 awaitable<std::optional<Snapshot>> Proxy::snapshot(std::string conn) {
   auto c = find(conn);
   if (!c) co_return std::nullopt;
-  co_return co_await asio::co_spawn(
-      c->strand,
-      [c]() -> awaitable<std::optional<Snapshot>> {
-        const SessionResult* r = c->checker.current(c->id);
-        if (!r) co_return std::nullopt;
-        Snapshot s;
-        s.result = *r;
-        s.tape = c->tape;
-        s.tape_truncated = c->tape_cut;
-        co_return s;
-      },
-      use_awaitable);
+  // A plain function object, posted to the strand; the caller waits on a timer that
+  // the copy cancels (no coroutine lambda with captures: GCC 12 miscounts their copies).
+  auto out = std::make_shared<std::optional<Snapshot>>();
+  auto done = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor, std::chrono::steady_clock::time_point::max());
+  asio::post(c->strand, [c, out, done] {
+    if (const SessionResult* r = c->checker.current(c->id)) {
+      Snapshot s;
+      s.result = *r;
+      s.tape = c->tape;
+      s.tape_truncated = c->tape_cut;
+      *out = std::move(s);
+    }
+    // An expired deadline wakes the waiter whether or not it is waiting yet.
+    asio::post(done->get_executor(), [done] { done->expires_at(std::chrono::steady_clock::time_point::min()); });
+  });
+  co_await done->async_wait(tuple_awaitable);
+  co_return std::move(*out);
 }
 
 void Proxy::forget(const std::shared_ptr<Conn>& c) {
@@ -647,7 +652,9 @@ void unlock(Proxy::Conn& c, int which) {
 // Carries out what the fault stage decided; false when the relay is over.
 awaitable<bool> execute(std::shared_ptr<Proxy::Conn> c, std::vector<Step>& steps) {
   boost::system::error_code ig;
-  for (auto& st : steps) {
+  // By index: a released hold appends the steps that follow it.
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    Step st = std::move(steps[i]);
     switch (st.kind) {
       case Step::Kind::note:
         c->fault_note(st);
@@ -702,7 +709,7 @@ awaitable<bool> execute(std::shared_ptr<Proxy::Conn> c, std::vector<Step>& steps
         }
         std::vector<Step> more;
         c->stage->release(c->decision, c->decision_text, now_us(), more);
-        if (!co_await execute(c, more)) co_return false;
+        for (auto& m : more) steps.push_back(std::move(m));
         break;
       }
       case Step::Kind::close:
