@@ -34,6 +34,21 @@ if grep -q "DATA will receive '250 2.1.5 ok', meant for RCPT" /tmp/lockstep-cli-
 "$bin" rules --unchecked --markdown > /tmp/lockstep-cli-rules.$$
 if python3 -c "import sys; t=open('/tmp/lockstep-cli-rules.$$').read(); r=open('$src/README.md').read(); sys.exit(0 if t and t in r else 1)"; then
   pass=$((pass + 1)); else echo "FAIL README rule table differs from 'lockstep rules --unchecked --markdown'"; fail=$((fail + 1)); fi
+# --html: one self-contained page with the sessions embedded, and an unwritable path is an error.
+expect "html is written" 1 "$bin" check "$fx/incidents/cyrus-lockers-postfix.log" --html /tmp/lockstep-cli-page.$$.html
+if python3 - /tmp/lockstep-cli-page.$$.html <<'PY'
+import json, re, sys
+page = open(sys.argv[1]).read()
+m = re.search(r"window\.LOCKSTEP_STATIC = (\{.*?\});</script>", page, re.S)
+assert m, "no embedded data"
+data = json.loads(m.group(1))
+s = data["sessions"][0]
+assert any(e["text"].startswith("350 lockers") for e in s["ladder"]), "no 350 in the ladder"
+assert any(f["rule"] == "DESYNC-2-IMPOSSIBLE-CODE" for f in s["findings"]), "no finding"
+assert 'src="app.js"' not in page and 'href="app.css"' not in page and "http://" not in page.replace("http://www.w3.org/2000/svg", "")
+PY
+then pass=$((pass + 1)); else echo "FAIL the html page"; fail=$((fail + 1)); fi
+expect "an unwritable html path exits 2" 2 "$bin" check "$fx/transcripts/dovecot.txt" --html /nonexistent-dir/x.html
 expect "stdin works" 0 sh -c "'$bin' check - < '$fx/transcripts/dovecot.txt'"
 # Scenarios: a broken file names its line; an unreachable target is an error, not a pass.
 printf 'id: t\ntitle: t\nsteps:\n  - S: "220"\n  - Q: nope\n' > /tmp/lockstep-cli-bad.$$.yaml
@@ -45,6 +60,6 @@ if grep -q "cannot connect to 127.0.0.1:1" /tmp/lockstep-cli-err.$$; then pass=$
   echo "FAIL no connect error"; fail=$((fail + 1)); fi
 expect "an empty selection exits 2" 2 "$bin" suite server --target 127.0.0.1:1 --only no-such-case
 expect "an unknown suite exits 2" 2 "$bin" suite clients --target 127.0.0.1:1
-rm -f /tmp/lockstep-cli-*.$$
+rm -f /tmp/lockstep-cli-*.$$ /tmp/lockstep-cli-page.$$.html
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -12,7 +12,7 @@ const arg = (name) => {
   if (i < 0 || i + 1 >= process.argv.length) throw new Error(`--${name} is required`);
   return process.argv[i + 1];
 };
-const [uiAddr, proxyAddr, shot, chromiumPath] = [arg('ui'), arg('proxy'), arg('shot'), arg('chromium')];
+const [uiAddr, proxyAddr, shot, chromiumPath, staticPage] = [arg('ui'), arg('proxy'), arg('shot'), arg('chromium'), arg('static')];
 const step = (text) => console.log(`ui_e2e: ${text}`);
 
 // A line-based LMTP client: send() writes, line() waits for the next reply line (10 s).
@@ -147,6 +147,17 @@ try {
   const rowsA = await page.locator(`[data-testid=session-row][data-conn="${connA}"]`).count();
   expect(rows >= 1 && rowsA === 0, `the filter keeps the faulted session only (rows ${rows}, A ${rowsA})`);
   expect(pageErrors.length === 0, 'no script errors: ' + pageErrors.join('; '));
+
+  // 6. The offline page of `check --html`: the same view from a file, no server.
+  const off = await browser.newPage({ viewport: { width: 1500, height: 950 } });
+  off.on('pageerror', (e) => pageErrors.push(String(e)));
+  await off.goto('file://' + staticPage);
+  await off.getByTestId('ladder').waitFor({ timeout: 10000 });
+  expect((await off.getByTestId('status').textContent()).startsWith('offline'), 'the offline page says so');
+  expect(await off.locator('[data-testid=finding][data-severity=error]').count() > 0, 'the offline page highlights the findings');
+  expect(await off.locator('.lrow.sev-error').filter({ hasText: '350 lockers' }).count() === 1, "the offline ladder marks '350 lockers'");
+  expect(pageErrors.length === 0, 'no script errors offline: ' + pageErrors.join('; '));
+  step('the offline page shows the incident');
   step('all assertions held');
 } finally {
   await browser.close();

@@ -46,9 +46,11 @@ trap 'cleanup; [ -n "${2:-}" ] || rm -rf "$work"' EXIT
 proxy_pid=$!
 wait_port "$pport" 10 "$proxy_pid" "$work/proxy.log"
 wait_port "$uport" 10 "$proxy_pid" "$work/proxy.log"
+# The offline page of the incident log, for the same browser.
+"$bin" check "$here/../fixtures/incidents/cyrus-lockers-postfix.log" --html "$work/incident.html" >/dev/null || [ $? -eq 1 ]
 status=0
 timeout 180 node "$here/ui_e2e.mjs" --chromium "$chromium" --ui "127.0.0.1:$uport" --proxy "127.0.0.1:$pport" \
-  --shot "$work/web-view.png" || status=$?
+  --shot "$work/web-view.png" --static "$work/incident.html" || status=$?
 if [ "$status" -ne 0 ]; then
   echo "ui_e2e: FAILED ($status); the proxy said:"
   tail -n 40 "$work/proxy.log"
@@ -58,4 +60,4 @@ fi
 # alice's mailbox holds the message delivered with the fault on.
 n=$(find "$work/dovecot/mail/alice" -path '*/new/*' -type f 2>/dev/null | wc -l)
 if [ "$n" -lt 1 ]; then echo "ui_e2e: FAILED: no message in alice's mailbox"; exit 1; fi
-echo "ui_e2e: ok ($n message(s) for alice; screenshot $work/web-view.png)"
+echo "ui_e2e: ok ($n message(s) for alice${2:+; screenshot $work/web-view.png})"
