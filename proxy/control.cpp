@@ -80,33 +80,40 @@ struct ControlServer::Impl : std::enable_shared_from_this<ControlServer::Impl> {
   }
 };
 
-ControlServer::ControlServer(asio::io_context& io, Proxy& proxy, const std::string& address, std::string token) {
+void listen_http(asio::ip::tcp::acceptor& acceptor, asio::io_context& io, const std::string& address, bool has_token,
+                 std::string_view flag, std::string_view token_flag) {
   std::string err;
   auto a = parse_address(address, err);
-  if (!a) throw std::runtime_error(fmt::format("--control {}", err));
-  if (a->unix_socket) throw std::runtime_error("--control: the control API listens on TCP (host:port)");
+  if (!a) throw std::runtime_error(fmt::format("{} {}", flag, err));
+  if (a->unix_socket) throw std::runtime_error(fmt::format("{}: it listens on TCP (host:port)", flag));
   boost::system::error_code ec;
   auto addrs = asio::ip::tcp::resolver(io).resolve(a->host, std::to_string(a->port), ec);
-  if (ec || addrs.empty()) throw std::runtime_error(fmt::format("--control {}: {}", address, ec ? ec.message() : "no address"));
+  if (ec || addrs.empty()) throw std::runtime_error(fmt::format("{} {}: {}", flag, address, ec ? ec.message() : "no address"));
   const auto ep = addrs.begin()->endpoint();
-  if (!ep.address().is_loopback() && token.empty())
-    throw std::runtime_error(fmt::format("--control {}: not a loopback address, so --control-token is required", address));
+  if (!ep.address().is_loopback() && !has_token)
+    throw std::runtime_error(fmt::format("{} {}: not a loopback address, so {} is required", flag, address, token_flag));
+  acceptor.open(ep.protocol(), ec);
+  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(ep, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) throw std::runtime_error(fmt::format("{}: cannot listen on {}: {}", flag, address, ec.message()));
+}
+
+std::string tcp_address(const asio::ip::tcp::endpoint& ep) {
+  return ep.address().is_v6() ? fmt::format("[{}]:{}", ep.address().to_string(), ep.port())
+                              : fmt::format("{}:{}", ep.address().to_string(), ep.port());
+}
+
+ControlServer::ControlServer(asio::io_context& io, Proxy& proxy, const std::string& address, std::string token) {
+  const bool has_token = !token.empty();
   impl_ = std::make_shared<Impl>(io, proxy, std::move(token));
-  impl_->acceptor.open(ep.protocol(), ec);
-  if (!ec) impl_->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) impl_->acceptor.bind(ep, ec);
-  if (!ec) impl_->acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) throw std::runtime_error(fmt::format("--control: cannot listen on {}: {}", address, ec.message()));
+  listen_http(impl_->acceptor, io, address, has_token, "--control", "--control-token");
   impl_->accept();
 }
 
 ControlServer::~ControlServer() { stop(); }
 
-std::string ControlServer::local_address() const {
-  const auto ep = impl_->acceptor.local_endpoint();
-  return ep.address().is_v6() ? fmt::format("[{}]:{}", ep.address().to_string(), ep.port())
-                              : fmt::format("{}:{}", ep.address().to_string(), ep.port());
-}
+std::string ControlServer::local_address() const { return tcp_address(impl_->acceptor.local_endpoint()); }
 
 void ControlServer::stop() {
   if (!impl_ || impl_->stopped.exchange(true)) return;

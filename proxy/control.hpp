@@ -8,6 +8,7 @@
 #include <string>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/json/object.hpp>
 
 #include "proxy/relay.hpp"
@@ -24,6 +25,19 @@ struct ControlResponse {
   unsigned status = 200;
   std::string body;           // JSON (empty for 204)
 };
+
+// A JSON error answer; the message is reduced to printable ASCII (it may quote the request).
+ControlResponse control_error(unsigned status, std::string msg);
+// Compares secrets without leaking the length of the common prefix through timing.
+bool same_token(std::string_view a, std::string_view b);
+
+// The HTTP listeners' set-up (the control API, the web view): opens `acceptor` on
+// `address` (host:port). Throws std::runtime_error naming `flag` ("--ui") for a bad
+// address, a busy port, or a non-loopback address without a token (`token_flag`).
+void listen_http(boost::asio::ip::tcp::acceptor& acceptor, boost::asio::io_context& io, const std::string& address,
+                 bool has_token, std::string_view flag, std::string_view token_flag);
+// "127.0.0.1:8025" or "[::1]:8025".
+std::string tcp_address(const boost::asio::ip::tcp::endpoint& ep);
 
 // An open connection as the API shows it.
 boost::json::object session_info_json(const SessionInfo& s);

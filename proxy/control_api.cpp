@@ -50,26 +50,26 @@ json::object session_info_json(const SessionInfo& s) {
 
 namespace {
 ControlResponse reply(unsigned status, const json::value& v) { return {status, json::serialize(v) + "\n"}; }
-// Messages may quote what the request said: only printable ASCII goes out, so the
-// answer is valid JSON (UTF-8) whatever bytes came in.
-ControlResponse error(unsigned status, std::string msg) {
+}  // namespace
+
+ControlResponse control_error(unsigned status, std::string msg) {
+  // Messages may quote what the request said: only printable ASCII goes out, so the
+  // answer is valid JSON (UTF-8) whatever bytes came in.
   for (char& c : msg)
     if (c < 0x20 || c >= 0x7f) c = '?';
   return reply(status, json::object{{"error", msg}});
 }
 
-// Compares without leaking the length of the common prefix through timing.
-bool same_token(const std::string& a, const std::string& b) {
+bool same_token(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   unsigned diff = 0;
   for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned>(static_cast<unsigned char>(a[i]) ^ static_cast<unsigned char>(b[i]));
   return diff == 0;
 }
-}  // namespace
 
 ControlResponse handle_control(Proxy& proxy, const ControlRequest& req, const std::string& token) {
   if (!token.empty() && !same_token(req.authorization, "Bearer " + token))
-    return error(401, "a bearer token is required: Authorization: Bearer TOKEN");
+    return control_error(401, "a bearer token is required: Authorization: Bearer TOKEN");
   std::string path = req.target.substr(0, req.target.find('?'));
   while (path.size() > 1 && path.back() == '/') path.pop_back();
   if (path == "/" && req.method == "GET") {
@@ -87,40 +87,40 @@ ControlResponse handle_control(Proxy& proxy, const ControlRequest& req, const st
     if (req.method == "POST") {
       boost::system::error_code ec;
       json::value v = json::parse(req.body, ec);
-      if (ec || !v.is_object()) return error(400, "the body must be a JSON object: {\"name\": ..., \"spec\": ...}");
+      if (ec || !v.is_object()) return control_error(400, "the body must be a JSON object: {\"name\": ..., \"spec\": ...}");
       const auto& o = v.as_object();
       const auto* spec = o.if_contains("spec");
-      if (!spec || !spec->is_string()) return error(400, "\"spec\" (a string such as \"inject@eod#1,text=350 lockers\") is required");
+      if (!spec || !spec->is_string()) return control_error(400, "\"spec\" (a string such as \"inject@eod#1,text=350 lockers\") is required");
       std::string text(spec->as_string());
       if (const auto* name = o.if_contains("name")) {
-        if (!name->is_string() || name->as_string().empty()) return error(400, "\"name\" must be a non-empty string");
+        if (!name->is_string() || name->as_string().empty()) return control_error(400, "\"name\" must be a non-empty string");
         text = std::string(name->as_string()) + "=" + text;
       }
       // toxiproxy's "toxicity": the probability a connection gets the fault.
       if (const auto* tox = o.if_contains("toxicity")) {
-        if (!tox->is_number()) return error(400, "\"toxicity\" must be a number from 0 to 1");
+        if (!tox->is_number()) return control_error(400, "\"toxicity\" must be a number from 0 to 1");
         text += fmt::format(",p={}", tox->to_number<double>());
       }
       std::string err;
       auto f = parse_fault(text, err);
-      if (!f) return error(400, err);
-      if (!proxy.add_fault(*f, err)) return error(409, err);
+      if (!f) return control_error(400, err);
+      if (!proxy.add_fault(*f, err)) return control_error(409, err);
       return reply(201, fault_json(*f));
     }
-    return error(405, "GET or POST");
+    return control_error(405, "GET or POST");
   }
   if (path.rfind("/faults/", 0) == 0) {
     const std::string name = path.substr(8);
     if (req.method == "GET") {
       for (const auto& f : proxy.faults())
         if (f.name == name) return reply(200, fault_json(f));
-      return error(404, fmt::format("no fault named '{}'", name));
+      return control_error(404, fmt::format("no fault named '{}'", name));
     }
     if (req.method == "DELETE") {
-      if (!proxy.remove_fault(name)) return error(404, fmt::format("no fault named '{}'", name));
+      if (!proxy.remove_fault(name)) return control_error(404, fmt::format("no fault named '{}'", name));
       return {204, ""};
     }
-    return error(405, "GET or DELETE");
+    return control_error(405, "GET or DELETE");
   }
   if (path == "/sessions" && req.method == "GET") {
     json::array a;
@@ -136,11 +136,11 @@ ControlResponse handle_control(Proxy& proxy, const ControlRequest& req, const st
     if (action.empty() && req.method == "GET") {
       for (const auto& s : proxy.sessions())
         if (s.conn == conn) return reply(200, session_info_json(s));
-      return error(404, fmt::format("no open connection '{}'", conn.substr(0, 100)));
+      return control_error(404, fmt::format("no open connection '{}'", conn.substr(0, 100)));
     }
     if (action == "hold" && req.method == "POST") {
       std::string err;
-      if (!proxy.hold(conn, err)) return error(err.rfind("no open", 0) == 0 ? 404 : 409, err);
+      if (!proxy.hold(conn, err)) return control_error(err.rfind("no open", 0) == 0 ? 404 : 409, err);
       return reply(202, json::object{{"conn", conn}, {"hold", "armed"}});
     }
     if (action == "release" && req.method == "POST") {
@@ -149,28 +149,28 @@ ControlResponse handle_control(Proxy& proxy, const ControlRequest& req, const st
       if (!req.body.empty()) {
         boost::system::error_code ec;
         json::value v = json::parse(req.body, ec);
-        if (ec || !v.is_object()) return error(400, "the body must be a JSON object: {\"action\": \"pass|drop|edit\", \"text\": ...}");
+        if (ec || !v.is_object()) return control_error(400, "the body must be a JSON object: {\"action\": \"pass|drop|edit\", \"text\": ...}");
         const auto& o = v.as_object();
         if (const auto* a = o.if_contains("action")) {
-          if (!a->is_string()) return error(400, "\"action\" must be \"pass\", \"drop\" or \"edit\"");
+          if (!a->is_string()) return control_error(400, "\"action\" must be \"pass\", \"drop\" or \"edit\"");
           const std::string_view name = a->as_string();
           if (name == "drop") how = FaultStage::Release::drop;
           else if (name == "edit") how = FaultStage::Release::edit;
-          else if (name != "pass") return error(400, "\"action\" must be \"pass\", \"drop\" or \"edit\"");
+          else if (name != "pass") return control_error(400, "\"action\" must be \"pass\", \"drop\" or \"edit\"");
         }
         if (how == FaultStage::Release::edit) {
           const auto* t = o.if_contains("text");
           if (!t || !t->is_string() || t->as_string().empty())
-            return error(400, "\"edit\" needs \"text\": the reply to send instead, one line per line");
-          if (t->as_string().size() > 64 * 1024) return error(400, "\"text\" is longer than 64 KiB");
+            return control_error(400, "\"edit\" needs \"text\": the reply to send instead, one line per line");
+          if (t->as_string().size() > 64 * 1024) return control_error(400, "\"text\" is longer than 64 KiB");
           text = std::string(t->as_string());
         }
       }
       std::string err;
-      if (!proxy.release(conn, how, std::move(text), err)) return error(err.rfind("no open", 0) == 0 ? 404 : 409, err);
+      if (!proxy.release(conn, how, std::move(text), err)) return control_error(err.rfind("no open", 0) == 0 ? 404 : 409, err);
       return reply(200, json::object{{"conn", conn}, {"released", how == FaultStage::Release::pass ? "pass" : how == FaultStage::Release::drop ? "drop" : "edit"}});
     }
-    return error(405, "GET /sessions/ID, POST /sessions/ID/hold, POST /sessions/ID/release");
+    return control_error(405, "GET /sessions/ID, POST /sessions/ID/hold, POST /sessions/ID/release");
   }
   if (path == "/presets" && req.method == "GET") {
     json::array a;
@@ -178,7 +178,7 @@ ControlResponse handle_control(Proxy& proxy, const ControlRequest& req, const st
       a.push_back(json::object{{"name", p.name}, {"spec", p.spec}, {"incident", p.incident}});
     return reply(200, json::object{{"presets", std::move(a)}});
   }
-  return error(404, fmt::format("no endpoint {} {}", req.method.substr(0, 100), path.substr(0, 200)));
+  return control_error(404, fmt::format("no endpoint {} {}", req.method.substr(0, 100), path.substr(0, 200)));
 }
 
 }  // namespace lockstep::proxy

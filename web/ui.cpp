@@ -70,13 +70,6 @@ std::string query_param(std::string_view target, std::string_view key) {
   }
   return {};
 }
-bool same_secret(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  unsigned diff = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned>(static_cast<unsigned char>(a[i]) ^ static_cast<unsigned char>(b[i]));
-  return diff == 0;
-}
-
 struct Response {
   Response(unsigned s, std::string b, std::string t = "application/json") : status(s), body(std::move(b)), type(std::move(t)) {}
   unsigned status = 200;
@@ -85,9 +78,8 @@ struct Response {
 };
 Response json_response(unsigned status, const json::value& v) { return {status, json::serialize(v) + "\n"}; }
 Response error_response(unsigned status, std::string msg) {
-  for (char& c : msg)
-    if (c < 0x20 || c >= 0x7f) c = '?';
-  return json_response(status, json::object{{"error", msg}});
+  proxy::ControlResponse r = proxy::control_error(status, std::move(msg));
+  return {r.status, std::move(r.body)};
 }
 
 // The client side of a recording as a scenario (`lockstep run` replays it).
@@ -152,7 +144,7 @@ struct UiServer::Impl : std::enable_shared_from_this<UiServer::Impl> {
     const std::string origin(req[http::field::origin]);
     if (!opts.token.empty()) {
       const std::string auth(req[http::field::authorization]);
-      const bool ok = same_secret(auth, "Bearer " + opts.token) || same_secret(query_param(req.target(), "token"), opts.token);
+      const bool ok = proxy::same_token(auth, "Bearer " + opts.token) || proxy::same_token(query_param(req.target(), "token"), opts.token);
       if (!ok) {
         status = 401;
         why = "a token is required: Authorization: Bearer TOKEN, or ?token=TOKEN";
@@ -399,33 +391,16 @@ struct UiServer::Impl : std::enable_shared_from_this<UiServer::Impl> {
 };
 
 UiServer::UiServer(asio::io_context& io, proxy::Proxy& proxy, Store& store, UiOptions opts) {
-  std::string err;
-  auto a = proxy::parse_address(opts.address, err);
-  if (!a) throw std::runtime_error(fmt::format("--ui {}", err));
-  if (a->unix_socket) throw std::runtime_error("--ui: the web view listens on TCP (host:port)");
-  boost::system::error_code ec;
-  auto addrs = asio::ip::tcp::resolver(io).resolve(a->host, std::to_string(a->port), ec);
-  if (ec || addrs.empty()) throw std::runtime_error(fmt::format("--ui {}: {}", opts.address, ec ? ec.message() : "no address"));
-  const auto ep = addrs.begin()->endpoint();
-  if (!ep.address().is_loopback() && opts.token.empty())
-    throw std::runtime_error(fmt::format("--ui {}: not a loopback address, so --ui-token is required", opts.address));
+  const bool has_token = !opts.token.empty();
   const std::string address = opts.address;
   impl_ = std::make_shared<Impl>(io, proxy, store, std::move(opts));
-  impl_->acceptor.open(ep.protocol(), ec);
-  if (!ec) impl_->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) impl_->acceptor.bind(ep, ec);
-  if (!ec) impl_->acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) throw std::runtime_error(fmt::format("--ui: cannot listen on {}: {}", address, ec.message()));
+  proxy::listen_http(impl_->acceptor, io, address, has_token, "--ui", "--ui-token");
   impl_->accept();
 }
 
 UiServer::~UiServer() { stop(); }
 
-std::string UiServer::local_address() const {
-  const auto ep = impl_->acceptor.local_endpoint();
-  return ep.address().is_v6() ? fmt::format("[{}]:{}", ep.address().to_string(), ep.port())
-                              : fmt::format("{}:{}", ep.address().to_string(), ep.port());
-}
+std::string UiServer::local_address() const { return proxy::tcp_address(impl_->acceptor.local_endpoint()); }
 
 void UiServer::stop() {
   if (!impl_ || impl_->stopped.exchange(true)) return;
