@@ -134,8 +134,7 @@ ControlResponse handle_control(Proxy& proxy, const ControlRequest& req, const st
     const std::string conn = rest.substr(0, slash);
     const std::string action = slash == std::string::npos ? "" : rest.substr(slash + 1);
     if (action.empty() && req.method == "GET") {
-      for (const auto& s : proxy.sessions())
-        if (s.conn == conn) return reply(200, session_info_json(s));
+      if (auto s = proxy.session(conn)) return reply(200, session_info_json(*s));
       return control_error(404, fmt::format("no open connection '{}'", conn.substr(0, 100)));
     }
     if (action == "hold" && req.method == "POST") {

@@ -503,39 +503,47 @@ bool Proxy::remove_fault(const std::string& name) {
   return true;
 }
 
+SessionInfo Proxy::info_of(const Conn& c) const {
+  SessionInfo s;
+  s.conn = c.id;
+  s.client = c.client_text;
+  s.upstream = opts_.upstream.text;
+  s.started_us = c.started;
+  s.seed = c.seed;
+  s.faults = c.fault_names;
+  s.client_octets = c.octets[0].load();
+  s.server_octets = c.octets[1].load();
+  s.interceptable = c.interceptable.load();
+  std::lock_guard info(c.info_mu);
+  s.state = c.state;
+  s.commands = c.commands;
+  s.replies = c.replies;
+  s.errors = c.errors;
+  s.warnings = c.warnings;
+  s.notes = c.notes;
+  s.rules = c.rules;
+  s.hold = c.hold_state;
+  s.held_label = c.held_label;
+  s.held_reply = c.held_reply;
+  return s;
+}
+
 std::vector<SessionInfo> Proxy::sessions() const {
   std::vector<SessionInfo> out;
-  std::lock_guard lock(mu_);
-  for (const auto& c : live_) {
-    SessionInfo s;
-    s.conn = c->id;
-    s.client = c->client_text;
-    s.upstream = opts_.upstream.text;
-    s.started_us = c->started;
-    s.seed = c->seed;
-    s.faults = c->fault_names;
-    s.client_octets = c->octets[0].load();
-    s.server_octets = c->octets[1].load();
-    s.interceptable = c->interceptable.load();
-    {
-      std::lock_guard info(c->info_mu);
-      s.state = c->state;
-      s.commands = c->commands;
-      s.replies = c->replies;
-      s.errors = c->errors;
-      s.warnings = c->warnings;
-      s.notes = c->notes;
-      s.rules = c->rules;
-      s.hold = c->hold_state;
-      s.held_label = c->held_label;
-      s.held_reply = c->held_reply;
-    }
-    out.push_back(std::move(s));
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& c : live_) out.push_back(info_of(*c));
   }
   std::sort(out.begin(), out.end(), [](const SessionInfo& a, const SessionInfo& b) {
     return a.conn.size() != b.conn.size() ? a.conn.size() < b.conn.size() : a.conn < b.conn;
   });
   return out;
+}
+
+std::optional<SessionInfo> Proxy::session(const std::string& conn) const {
+  auto c = find(conn);
+  if (!c) return std::nullopt;
+  return info_of(*c);
 }
 
 std::shared_ptr<Proxy::Conn> Proxy::find(const std::string& conn) const {

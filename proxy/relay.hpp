@@ -115,6 +115,7 @@ class Proxy {
   bool add_fault(FaultSpec f, std::string& error);
   bool remove_fault(const std::string& name);
   std::vector<SessionInfo> sessions() const;
+  std::optional<SessionInfo> session(const std::string& conn) const;  // an open one
 
   // Interception (needs intercept, or a fault on the connection). hold: the connection's
   // next complete reply is held until release(). False with `error` set when there is no
@@ -153,6 +154,7 @@ class Proxy {
   bool draining_ = false;
   void forget(const std::shared_ptr<Conn>& c);
   std::shared_ptr<Conn> find(const std::string& conn) const;
+  SessionInfo info_of(const Conn& c) const;
   void choose_faults(Conn& c);
 };
 

@@ -188,12 +188,11 @@ struct UiServer::Impl : std::enable_shared_from_this<UiServer::Impl> {
   awaitable<std::optional<json::object>> session_view(std::string conn) {
     if (auto snap = co_await proxy.snapshot(conn)) {
       json::object o = session_json(snap->result, opts.redact);
-      for (const auto& s : proxy.sessions())
-        if (s.conn == conn) {
-          const json::object info = proxy::session_info_json(s);
-          for (const char* k : {"hold", "held_label", "held_reply", "interceptable", "state", "commands", "replies"})
-            if (const auto* v = info.if_contains(k)) o[k] = *v;
-        }
+      if (auto s = proxy.session(conn)) {
+        const json::object info = proxy::session_info_json(*s);
+        for (const char* k : {"hold", "held_label", "held_reply", "interceptable", "state", "commands", "replies"})
+          if (const auto* v = info.if_contains(k)) o[k] = *v;
+      }
       o["open"] = true;
       co_return o;
     }
