@@ -16,6 +16,7 @@
 #include "proxy/relay.hpp"
 #include "web/store.hpp"
 #include "web/ui.hpp"
+#include "web/view.hpp"
 
 namespace lockstep::cli {
 
@@ -76,11 +77,11 @@ int run_proxy(const ProxyCliOptions& o) {
     if (o.quiet && f.severity != Severity::error) return;
     std::lock_guard lock(out_mu);
     if (json) {
-      boost::json::object j{{"event", "finding"}, {"conn", conn}, {"rule", f.rule->id},
-                            {"severity", to_string(f.severity)}, {"side", to_string(f.side)},
-                            {"explanation", f.explanation}, {"bytes", f.bytes}, {"stream", to_string(f.stream)},
-                            {"offset", f.offset}, {"command", f.command}, {"time_us", f.time},
-                            {"proof", to_string(f.proof)}, {"injected", f.injected}, {"after_fault", f.after_fault}};
+      boost::json::object j = web::finding_json(f);
+      j["event"] = "finding";
+      j["conn"] = conn;
+      j["injected"] = f.injected;
+      j["after_fault"] = f.after_fault;
       fmt::print("{}\n", boost::json::serialize(j));
     } else {
       fmt::print("[conn {}] {} {}{}: {}\n", conn,

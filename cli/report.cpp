@@ -1,5 +1,7 @@
 #include "cli/report.hpp"
 
+#include "web/view.hpp"
+
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
@@ -177,25 +179,7 @@ std::string json_session(const SessionResult& r) {
     o["faults"] = std::move(fa);
   }
   json::array fs;
-  for (const auto& f : r.findings) {
-    json::object j;
-    j["id"] = f.id;
-    j["rule"] = f.rule->id;
-    j["severity"] = to_string(f.severity);
-    j["side"] = to_string(f.side);
-    j["explanation"] = f.explanation;
-    j["stream"] = to_string(f.stream);
-    j["offset"] = f.offset;
-    j["length"] = f.length;
-    j["bytes"] = f.bytes;
-    j["command"] = f.command;
-    j["time_us"] = f.time;
-    j["proof"] = to_string(f.proof);
-    if (f.cause) j["cause"] = f.cause;
-    if (f.injected) j["injected"] = true;
-    if (f.after_fault) j["after_fault"] = true;
-    fs.push_back(std::move(j));
-  }
+  for (const auto& f : r.findings) fs.push_back(web::finding_json(f));
   o["findings"] = std::move(fs);
   json::array lad;
   for (const auto& l : r.ladder) {

@@ -56,14 +56,30 @@ std::string replace_once(std::string s, std::string_view what, std::string_view 
 }
 }  // namespace
 
+json::object finding_json(const Finding& f) {
+  json::object j{{"id", f.id},
+                 {"rule", f.rule->id},
+                 {"severity", to_string(f.severity)},
+                 {"side", to_string(f.side)},
+                 {"explanation", f.explanation},
+                 {"stream", to_string(f.stream)},
+                 {"offset", f.offset},
+                 {"length", f.length},
+                 {"bytes", f.bytes},
+                 {"command", f.command},
+                 {"time_us", f.time},
+                 {"proof", to_string(f.proof)}};
+  if (f.cause) j["cause"] = f.cause;
+  if (f.injected) j["injected"] = true;
+  if (f.after_fault) j["after_fault"] = true;
+  return j;
+}
+
 json::object summary_json(const SessionResult& r) {
   std::set<std::string> rules;
   for (const auto& f : r.findings) rules.insert(std::string(f.rule->id));
   json::array ra;
   for (const auto& x : rules) ra.push_back(json::string(x));
-  std::uint32_t errors = 0, warnings = 0, notes = 0;
-  for (const auto& f : r.findings)
-    (f.severity == Severity::error ? errors : f.severity == Severity::warning ? warnings : notes) += 1;
   return json::object{{"conn", r.conn},
                       {"client", r.client},
                       {"upstream", r.server},
@@ -71,9 +87,9 @@ json::object summary_json(const SessionResult& r) {
                       {"state", r.final_state},
                       {"commands", r.commands},
                       {"replies", r.replies},
-                      {"errors", std::max(errors, r.errors)},
-                      {"warnings", std::max(warnings, r.warnings)},
-                      {"notes", std::max(notes, r.notes)},
+                      {"errors", r.errors},
+                      {"warnings", r.warnings},
+                      {"notes", r.notes},
                       {"rules", std::move(ra)},
                       {"desynced", r.desynced},
                       {"faults", r.faults.size()},
@@ -108,18 +124,10 @@ json::object session_json(const SessionResult& r, bool redact) {
   o["ladder_dropped"] = r.ladder_dropped;
   json::array findings;
   for (const auto& f : r.findings) {
-    json::object j{{"id", f.id},
-                   {"rule", f.rule->id},
-                   {"level", f.rule->level},
-                   {"severity", to_string(f.severity)},
-                   {"side", to_string(f.side)},
-                   {"explanation", f.explanation},
-                   {"bytes", redact && f.side == Dir::client && f.stream == Dir::client ? std::string() : f.bytes},
-                   {"command", f.command},
-                   {"proof", to_string(f.proof)},
-                   {"cause", f.cause}};
-    if (f.injected) j["injected"] = true;
-    if (f.after_fault) j["after_fault"] = true;
+    json::object j = finding_json(f);
+    j["level"] = f.rule->level;
+    // The offending client bytes may be message content or a secret.
+    if (redact && f.stream == Dir::client) j["bytes"] = "";
     findings.push_back(std::move(j));
   }
   o["findings"] = std::move(findings);

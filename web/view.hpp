@@ -15,6 +15,8 @@ namespace lockstep::web {
 // firings), findings, narrative and counts. `redact` masks AUTH exchanges (the initial
 // response of AUTH, the text of 334 challenges), as the recorder does.
 boost::json::object session_json(const SessionResult& r, bool redact);
+// A finding as every JSON output gives it (check --format json, the web view).
+boost::json::object finding_json(const Finding& f);
 // A line of the session list.
 boost::json::object summary_json(const SessionResult& r);
 
