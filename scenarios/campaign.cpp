@@ -666,14 +666,8 @@ CampaignResult fuzz_client(const ClientCampaignOptions& o, const std::function<v
   CampaignResult r;
   Ticker clock;
   Listener listener(o.listen);
-  const Scenario base = load_scenario(o.base, o.placeholders);
-  std::string base_text;
-  {
-    std::ifstream in(o.base, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    base_text = ss.str();
-  }
+  const std::string base_text = read_scenario_file(o.base);
+  const Scenario base = parse_scenario(base_text, o.base, o.placeholders);
   ServeOptions so;
   so.trigger = o.trigger;
   so.reset = o.reset;

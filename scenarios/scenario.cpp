@@ -559,13 +559,17 @@ Scenario parse_scenario_node(const std::string& text, const std::string& name, c
   return sc;
 }
 
-Scenario load_scenario(const std::string& path, const Placeholders& ph) {
+std::string read_scenario_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(fmt::format("{}: cannot read it", path));
   std::stringstream ss;
   ss << in.rdbuf();
   if (ss.str().size() > (4u << 20)) throw std::runtime_error(fmt::format("{}: over 4 MiB, not a scenario", path));
-  return parse_scenario(ss.str(), path, ph);
+  return ss.str();
+}
+
+Scenario load_scenario(const std::string& path, const Placeholders& ph) {
+  return parse_scenario(read_scenario_file(path), path, ph);
 }
 
 std::vector<std::string> scenario_files(const std::string& path) {

@@ -88,6 +88,8 @@ struct Placeholders {
 
 // Parses one scenario file; throws std::runtime_error "FILE:LINE: what is wrong".
 Scenario load_scenario(const std::string& path, const Placeholders& ph);
+// The text of a scenario file (at most 4 MiB); throws `PATH: ...` when it cannot be read.
+std::string read_scenario_file(const std::string& path);
 Scenario parse_scenario(const std::string& text, const std::string& name, const Placeholders& ph);
 
 // Every *.yaml under `path` (or `path` itself), sorted by file name.
