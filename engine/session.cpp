@@ -147,13 +147,10 @@ void Session::Impl::on_client_bytes(std::string_view b) {
         return;
       case CMode::await_bdat:
         // BDAT without CHUNKING advertised: a server that answers 500 or 502 does not
-        // know the verb and reads the chunk's octets as commands (RFC 5321 §4.2.4).
-        if (await_buf.size() + b.size() > kAwaitCap) {
-          await_buf.append(b);
-          decide_bdat(true);
-          return;
-        }
+        // know the verb and reads the chunk's octets as commands. No verdict after 1 MiB:
+        // follow the client, which sends a chunk.
         await_buf.append(b);
+        if (await_buf.size() > kAwaitCap) decide_bdat(true);
         return;
       case CMode::content: {
         const std::size_t n = content.feed(b);
@@ -379,9 +376,11 @@ void Session::Impl::make_slots(const std::shared_ptr<const Command>& cmd) {
   }
   if (cmd->verb == Verb::bdat && !cmd->syntax.bad_bdat && cmd->bdat_last && c_rcpts.empty() && c_txn != Txn::none) {
     // RFC 2033 §4.3: no accepted recipient, so BDAT LAST gets zero replies.
-    if (cmode == CMode::await_bdat) decide_bdat(true);  // no reply will decide
     zero_bdat_pos = nslots;
     c_last_bdat_done = true;
+    // No reply will decide; the held octets, and the commands after them, come after
+    // this position.
+    if (cmode == CMode::await_bdat) decide_bdat(true);
     return;
   }
   if (cmd->verb == Verb::bdat && !cmd->syntax.bad_bdat && cmd->bdat_last &&

@@ -206,3 +206,28 @@ TEST_CASE("BDAT refused as unknown when CHUNKING was not offered: the chunk is r
     CHECK_FALSE(r.desynced);
   }
 }
+
+// BDAT LAST pipelined behind a RCPT that fails: its slot count waits for the RCPT reply,
+// then it owes zero replies. The octets held meanwhile (the chunk, then NOOP) follow it.
+TEST_CASE("a held BDAT LAST that turns out to owe zero replies keeps the commands behind it in place",
+          "[engine][desync][chunking]") {
+  const std::vector<std::string> head{"C|MAIL FROM:<a@example.org>\r\nRCPT TO:<nobody@example.net>\r\nBDAT 7 LAST\r\nhello\r\nNOOP\r\n",
+                                      "S: 250 2.1.0 ok", "S: 550 5.1.1 no such user"};
+  SECTION("a server that sends nothing for it: clean") {
+    std::vector<std::string> s = head;
+    s.insert(s.end(), {"S: 250 2.0.0 ok", "C: QUIT", "S: 221 2.0.0 bye"});
+    const RunResult r = run_script(hello(s, "PIPELINING,ENHANCEDSTATUSCODES"));
+    INFO(r.dump());
+    CHECK_FALSE(r.has("LMTP-4.3-BDAT-LAST-ZERO-REPLIES"));
+    CHECK_FALSE(r.desynced);
+  }
+  SECTION("a server that answers it (Dovecot's 503): the reply is the one too many") {
+    std::vector<std::string> s = head;
+    s.insert(s.end(), {"S: 503 5.5.1 no valid recipients", "S: 250 2.0.0 ok", "C: QUIT", "S: 221 2.0.0 bye"});
+    const RunResult r = run_script(hello(s, "PIPELINING,ENHANCEDSTATUSCODES"));
+    INFO(r.dump());
+    const Finding* f = r.first("LMTP-4.3-BDAT-LAST-ZERO-REPLIES");
+    REQUIRE(f);
+    CHECK(f->bytes == "503 5.5.1 no valid recipients");
+  }
+}
