@@ -58,7 +58,6 @@ class FaultStage {
   // dropped, or replaced by `text` (lines joined with CRLF). Both are recorded as notes.
   enum class Release : std::uint8_t { pass, drop, edit };
   void hold_next() { hold_armed_ = true; }
-  bool hold_armed() const { return hold_armed_; }
   bool holding() const { return holding_; }
   const std::string& held_label() const { return hold_label_; }
   void release(Release how, std::string_view text, Time t, std::vector<Step>& out);

@@ -602,8 +602,9 @@ bool Proxy::release(const std::string& conn, FaultStage::Release how, std::strin
 awaitable<std::optional<Snapshot>> Proxy::snapshot(std::string conn) {
   auto c = find(conn);
   if (!c) co_return std::nullopt;
-  // A plain function object, posted to the strand; the caller waits on a timer that
-  // the copy cancels (no coroutine lambda with captures: GCC 12 miscounts their copies).
+  // A plain function object posted to the strand, and a timer whose deadline it sets to
+  // wake the caller. (A capturing coroutine lambda given to co_spawn here freed the
+  // connection under GCC 12.)
   auto out = std::make_shared<std::optional<Snapshot>>();
   auto done = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor, std::chrono::steady_clock::time_point::max());
   asio::post(c->strand, [c, out, done] {

@@ -8,7 +8,6 @@ void Store::ended(SessionResult r) {
   std::lock_guard lock(mu_);
   ended_.push_back(std::move(e));
   while (ended_.size() > keep_) ended_.pop_front();
-  ++version_;
 }
 
 void Store::tape(const std::string& conn, std::string tape, bool truncated) {
@@ -20,7 +19,6 @@ void Store::tape(const std::string& conn, std::string tape, bool truncated) {
       e->tape = std::move(tape);
       e->tape_truncated = truncated;
       *it = std::move(e);
-      ++version_;
       return;
     }
 }
@@ -35,11 +33,6 @@ std::shared_ptr<const Ended> Store::get(const std::string& conn) const {
   for (auto it = ended_.rbegin(); it != ended_.rend(); ++it)
     if ((*it)->result.conn == conn) return *it;
   return nullptr;
-}
-
-std::uint64_t Store::version() const {
-  std::lock_guard lock(mu_);
-  return version_;
 }
 
 }  // namespace lockstep::web

@@ -26,13 +26,11 @@ class Store {
   // Newest first.
   std::vector<std::shared_ptr<const Ended>> list() const;
   std::shared_ptr<const Ended> get(const std::string& conn) const;
-  std::uint64_t version() const;  // changes whenever the list does
 
  private:
   std::size_t keep_;
   mutable std::mutex mu_;
   std::deque<std::shared_ptr<Ended>> ended_;  // oldest first
-  std::uint64_t version_ = 0;
 };
 
 }  // namespace lockstep::web

@@ -75,6 +75,7 @@ struct Response {
   unsigned status = 200;
   std::string body, type;
   std::string filename;  // a download
+  bool truncated = false;  // a recording cut at kTapeCap
 };
 Response json_response(unsigned status, const json::value& v) { return {status, json::serialize(v) + "\n"}; }
 Response error_response(unsigned status, std::string msg) {
@@ -237,6 +238,7 @@ struct UiServer::Impl : std::enable_shared_from_this<UiServer::Impl> {
         if (what == "recording") {
           Response r{200, std::move(t->first), "application/x-ndjson"};
           r.filename = fmt::format("lockstep-conn-{}.jsonl", conn);
+          r.truncated = t->second;
           co_return r;
         }
         std::string err;
@@ -282,6 +284,7 @@ struct UiServer::Impl : std::enable_shared_from_this<UiServer::Impl> {
       out.set(http::field::server, "lockstep");
       if (!res.type.empty()) out.set(http::field::content_type, res.type);
       if (!res.filename.empty()) out.set(http::field::content_disposition, fmt::format("attachment; filename=\"{}\"", res.filename));
+      if (res.truncated) out.set("X-Lockstep-Truncated", fmt::format("the recording was cut at {} octets", proxy::kTapeCap));
       // Nothing from elsewhere, no framing, no sniffing, nothing cached.
       out.set("Content-Security-Policy",
               "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "

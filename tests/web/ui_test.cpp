@@ -55,7 +55,7 @@ struct WebProxy {
 
 struct HttpReply {
   unsigned status = 0;
-  std::string body, type, csp;
+  std::string body, type, csp, truncated;
 };
 HttpReply request(unsigned short port, http::verb verb, const std::string& target, const std::string& body = {},
               std::map<std::string, std::string> headers = {}) {
@@ -72,7 +72,8 @@ HttpReply request(unsigned short port, http::verb verb, const std::string& targe
   boost::beast::flat_buffer buf;
   http::response<http::string_body> res;
   http::read(s, buf, res);
-  return {res.result_int(), res.body(), std::string(res[http::field::content_type]), std::string(res["Content-Security-Policy"])};
+  return {res.result_int(), res.body(), std::string(res[http::field::content_type]), std::string(res["Content-Security-Policy"]),
+          std::string(res["X-Lockstep-Truncated"])};
 }
 HttpReply get(unsigned short port, const std::string& target, std::map<std::string, std::string> headers = {}) {
   return request(port, http::verb::get, target, {}, std::move(headers));
@@ -266,6 +267,13 @@ TEST_CASE("a reply held over HTTP reaches the client edited, dropped or unchange
   CHECK(yaml.status == 200);
   CHECK_THAT(yaml.body, Catch::Contains("role: client") && Catch::Contains("MAIL FROM:<a@b.test>"));
   CHECK(get(port, "/api/sessions/nope/recording").status == 404);
+  CHECK(rec.truncated.empty());
+  // A recording cut at its cap says so.
+  SessionResult cut;
+  cut.conn = "cut";
+  w.store.ended(cut);
+  w.store.tape("cut", "{}\n", true);
+  CHECK_THAT(get(port, "/api/sessions/cut/recording").truncated, Catch::Contains("cut at 16777216 octets"));
   CHECK_THAT(get(port, "/api/sessions").body, Catch::Contains("\"open\":false"));
 }
 
