@@ -70,12 +70,9 @@ void Checker::on(const SourceEvent& ev) {
       drain(r);
       break;
     }
-    case K::data: {
-      Run& r = run(ev.conn, ev.time);
-      r.session.feed(ev.dir, ev.bytes, ev.time);
-      drain(r);
+    case K::data:
+      data(ev.conn, ev.dir, ev.bytes, ev.time);
       break;
-    }
     case K::close: {
       Run& r = run(ev.conn, ev.time);
       r.session.close(ev.dir, ev.time);
@@ -120,6 +117,12 @@ void Checker::on(const SourceEvent& ev) {
       break;
     }
   }
+}
+
+void Checker::data(const std::string& conn, Dir dir, std::string_view bytes, Time t) {
+  Run& r = run(conn, t);
+  r.session.feed(dir, bytes, t);
+  drain(r);
 }
 
 void Checker::drain(Run& run) {

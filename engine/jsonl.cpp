@@ -22,26 +22,72 @@ std::string head(Time t, std::string_view conn, std::string_view ev) {
 }
 }  // namespace
 
+namespace {
+// Writes the escape of one octet that find_json_special stopped at.
+inline char* escape_octet(char* w, unsigned char c) {
+  switch (c) {
+    case '"': *w++ = '\\'; *w++ = '"'; break;
+    case '\\': *w++ = '\\'; *w++ = '\\'; break;
+    case '\r': *w++ = '\\'; *w++ = 'r'; break;
+    case '\n': *w++ = '\\'; *w++ = 'n'; break;
+    case '\t': *w++ = '\\'; *w++ = 't'; break;
+    default:
+      std::memcpy(w, "\\u00", 4);
+      w[4] = kHex[c >> 4];
+      w[5] = kHex[c & 15];
+      w += 6;
+  }
+  return w;
+}
+}  // namespace
+
+char* json_escape_to(char* w, std::string_view b) {
+  const char* p = b.data();
+  const char* const end = p + b.size();
+  for (;;) {
+    p = simd::copy_until_json_special(p, end, w);
+    if (p >= end) return w;
+    if (p[0] == '\r' && end - p >= 2 && p[1] == '\n') {  // a line end: the common case
+      std::memcpy(w, "\\r\\n", 4);
+      w += 4;
+      p += 2;
+      continue;
+    }
+    w = escape_octet(w, static_cast<unsigned char>(*p++));
+  }
+}
+
 void json_escape_bytes(std::string& out, std::string_view b) {
   std::size_t i = 0;
   while (i < b.size()) {
     const std::size_t j = static_cast<std::size_t>(simd::find_json_special(b.data() + i, b.data() + b.size()) - b.data());
     out.append(b.data() + i, j - i);
     if (j >= b.size()) break;
-    const auto c = static_cast<unsigned char>(b[j]);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\r': out += "\\r"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        out += "\\u00";
-        out += kHex[c >> 4];
-        out += kHex[c & 15];
+    if (b[j] == '\r' && j + 1 < b.size() && b[j + 1] == '\n') {
+      out.append("\\r\\n", 4);
+      i = j + 2;
+      continue;
     }
+    char esc[6];
+    out.append(esc, static_cast<std::size_t>(escape_octet(esc, static_cast<unsigned char>(b[j])) - esc));
     i = j + 1;
   }
+}
+
+std::size_t jsonl_data_bound(std::string_view conn, std::string_view bytes) {
+  return 96 + kMaxEscape * (conn.size() + bytes.size());
+}
+
+char* jsonl_data_to(char* w, Time t, std::string_view conn, Dir dir, std::string_view bytes) {
+  w = fmt::format_to(w, "{{\"t\":{},\"conn\":\"", t);
+  w = json_escape_to(w, conn);
+  constexpr std::string_view kc = "\",\"ev\":\"data\",\"dir\":\"c\",\"data\":\"";
+  constexpr std::string_view ks = "\",\"ev\":\"data\",\"dir\":\"s\",\"data\":\"";
+  const std::string_view mid = dir == Dir::client ? kc : ks;
+  std::memcpy(w, mid.data(), mid.size());
+  w = json_escape_to(w + mid.size(), bytes);
+  std::memcpy(w, "\"}\n", 3);
+  return w + 3;
 }
 
 std::string jsonl_meta(Time t, std::string_view version) {
@@ -60,11 +106,9 @@ std::string jsonl_open(Time t, std::string_view conn, std::string_view client, s
 }
 
 std::string jsonl_data(Time t, std::string_view conn, Dir dir, std::string_view bytes) {
-  std::string s = head(t, conn, "data");
-  s.reserve(s.size() + bytes.size() + 32);
-  s += dir == Dir::client ? ",\"dir\":\"c\",\"data\":\"" : ",\"dir\":\"s\",\"data\":\"";
-  json_escape_bytes(s, bytes);
-  s += "\"}\n";
+  std::string s;
+  s.resize(jsonl_data_bound(conn, bytes));
+  s.resize(static_cast<std::size_t>(jsonl_data_to(s.data(), t, conn, dir, bytes) - s.data()));
   return s;
 }
 

@@ -16,11 +16,19 @@ inline constexpr int kRecordingVersion = 1;
 // Appends `bytes` as the inside of a JSON string (no quotes): printable ASCII as is,
 // '"' and '\\' escaped, CR LF TAB as \r \n \t, every other octet as \u00XX.
 void json_escape_bytes(std::string& out, std::string_view bytes);
+// The same into raw space: at most kMaxEscape octets per input octet, plus 16 (whole
+// 16-byte blocks are stored). Returns the end of what it wrote.
+inline constexpr std::size_t kMaxEscape = 6;
+char* json_escape_to(char* out, std::string_view bytes);
 
 // Writers for each event kind; each returns one line with its LF.
 std::string jsonl_meta(Time t, std::string_view tool_version);
 std::string jsonl_open(Time t, std::string_view conn, std::string_view client, std::string_view server);
 std::string jsonl_data(Time t, std::string_view conn, Dir dir, std::string_view bytes);
+// The data event written straight into raw space of at least jsonl_data_bound() octets
+// (the recorder's buffer); returns the end of the line.
+std::size_t jsonl_data_bound(std::string_view conn, std::string_view bytes);
+char* jsonl_data_to(char* out, Time t, std::string_view conn, Dir dir, std::string_view bytes);
 std::string jsonl_close(Time t, std::string_view conn, Dir dir);
 std::string jsonl_end(Time t, std::string_view conn);
 std::string jsonl_fault(Time t, std::string_view conn, Dir dir, std::string_view what);

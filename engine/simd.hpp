@@ -27,18 +27,17 @@ inline const char* find_quote_or_backslash(const char* p, const char* end) {
   return p;
 }
 
-// Copies bytes from p to w until a '"' or '\\' (or end); returns the stop position in
-// the input and advances w past the copied bytes. w must have room for end - p bytes
-// plus 15, since whole 16-byte blocks are stored.
-inline const char* copy_until_quote_or_backslash(const char* p, const char* end, char*& w) {
+namespace detail {
+// Copies 16-byte blocks from p to w until `mask` (a movemask of the octets that stop the
+// copy) is non-zero, then the tail octet by octet while `plain` holds; returns the stop
+// position and advances w. w must have room for end - p octets plus 15.
+template <class Mask, class Plain>
+inline const char* copy_until(const char* p, const char* end, char*& w, Mask mask, Plain plain) {
 #if defined(__SSE2__)
-  const __m128i q = _mm_set1_epi8('"');
-  const __m128i b = _mm_set1_epi8('\\');
   while (end - p >= 16) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(w), v);
-    const int m = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, q), _mm_cmpeq_epi8(v, b)));
-    if (m) {
+    if (const int m = mask(v)) {
       const int k = __builtin_ctz(static_cast<unsigned>(m));
       w += k;
       return p + k;
@@ -46,9 +45,28 @@ inline const char* copy_until_quote_or_backslash(const char* p, const char* end,
     p += 16;
     w += 16;
   }
+#else
+  (void)mask;
 #endif
-  while (p < end && *p != '"' && *p != '\\') *w++ = *p++;
+  while (p < end && plain(static_cast<unsigned char>(*p))) *w++ = *p++;
   return p;
+}
+}  // namespace detail
+
+// Copies bytes from p to w until a '"' or '\\' (or end); returns the stop position in
+// the input and advances w past the copied bytes. w must have room for end - p bytes
+// plus 15, since whole 16-byte blocks are stored.
+inline const char* copy_until_quote_or_backslash(const char* p, const char* end, char*& w) {
+  return detail::copy_until(
+      p, end, w,
+      [](auto v) {
+#if defined(__SSE2__)
+        return _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+#else
+        return v ? 0 : 0;
+#endif
+      },
+      [](unsigned char c) { return c != '"' && c != '\\'; });
 }
 
 // The first octet in [p, end) that a JSON string must escape: below 0x20, 0x7f and up,
@@ -75,6 +93,26 @@ inline const char* find_json_special(const char* p, const char* end) {
     ++p;
   }
   return p;
+}
+
+// Copies octets from p to w until one a JSON string must escape (as find_json_special);
+// returns its position in the input and advances w past the copied octets. w must have
+// room for end - p octets plus 15, since whole 16-byte blocks are stored.
+inline const char* copy_until_json_special(const char* p, const char* end, char*& w) {
+  return detail::copy_until(
+      p, end, w,
+      [](auto v) {
+#if defined(__SSE2__)
+        // Signed compares: octets >= 0x80 are negative, so below 0x20 catches them too.
+        const __m128i special =
+            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                         _mm_or_si128(_mm_cmpgt_epi8(_mm_set1_epi8(0x20), v), _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f))));
+        return _mm_movemask_epi8(special);
+#else
+        return v ? 0 : 0;
+#endif
+      },
+      [](unsigned char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; });
 }
 
 struct TextScan {

@@ -1,12 +1,20 @@
 #pragma once
 // Writes the JSON Lines recording: one file for every connection, or one file per
-// connection when the path is a directory. Each event is one write(2), so a crash or a
-// SIGKILL loses at most the event being written.
+// connection when the path is a directory. Events are gathered in memory and written in
+// blocks: when 64 KiB are waiting, when a connection ends, at most `delay` after an
+// event (flush_on), on reopen and at destruction. A crash or a SIGKILL loses at most
+// the events of that last moment.
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
+
+#include "engine/types.hpp"
 
 namespace lockstep::proxy {
 
@@ -16,9 +24,17 @@ class Recorder {
   static std::unique_ptr<Recorder> open(const std::string& path, std::string& error);
   ~Recorder();
 
+  // Buffered events are written at most `delay` after they arrived, by a timer on `ex`
+  // (without it, only by size, end() and flush()).
+  void flush_on(boost::asio::any_io_executor ex, std::chrono::milliseconds delay);
   void write(std::string_view conn, std::string_view line);
-  // The connection is over: its file (per-connection mode) is closed.
+  // A data event, formatted straight into the buffer (no line of its own).
+  void data(std::string_view conn, Time t, Dir dir, std::string_view bytes);
+  // The connection is over: what it recorded is written, and its file (per-connection
+  // mode) is closed.
   void end(std::string_view conn);
+  // Writes what is buffered.
+  void flush();
   // Reopens the files (after log rotation, SIGHUP).
   void reopen();
   // The first write error, if any (the relay goes on regardless).
@@ -27,10 +43,25 @@ class Recorder {
  private:
   Recorder() = default;
   int fd_for(std::string_view conn);
+  struct Pending {
+    std::string buf;      // sized to its capacity; `used` octets hold events
+    std::size_t used = 0;
+  };
+  char* reserve(Pending& p, std::size_t n);
+  void written(int fd, Pending& p);  // after an append: by size, or arm the timer
+  void flush_locked(int fd, Pending& p);
+  void flush_all_locked();
+  void arm_locked();
+  Pending& pending_for(std::string_view conn);
   std::string path_;
   bool per_connection_ = false;
   int fd_ = -1;
   std::map<std::string, int, std::less<>> fds_;
+  Pending main_;                                          // single-file mode
+  std::map<std::string, Pending, std::less<>> pending_;   // per-connection mode
+  std::unique_ptr<boost::asio::steady_timer> timer_;
+  std::chrono::milliseconds delay_{0};
+  bool armed_ = false;
   mutable std::mutex mu_;
   std::string error_;
 };

@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 #include <utility>
 #include <fmt/format.h>
 
+#include <cerrno>
 #include <cstring>
 
 #include "engine/jsonl.hpp"
@@ -64,6 +66,22 @@ std::uint64_t mix(std::uint64_t x) {
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
   x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
   return x ^ (x >> 31);
+}
+
+// Writes what the socket takes now without waiting; the rest (or all, after an error the
+// asynchronous write will then report) is left for async_write.
+std::size_t send_now(Socket& s, const char* p, std::size_t n) {
+  std::size_t sent = 0;
+  while (sent < n) {
+    const ssize_t k = ::send(s.native_handle(), p + sent, n - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (k > 0) {
+      sent += static_cast<std::size_t>(k);
+      continue;
+    }
+    if (k < 0 && errno == EINTR) continue;
+    break;
+  }
+  return sent;
 }
 
 void set_nodelay(Socket& s) {
@@ -134,6 +152,12 @@ struct Proxy::Conn {
     replies = s->replies();
   }
   void observe(Dir d, std::string_view bytes) {
+    if (!opts.redact && !opts.intercept) {  // the hot path: no event object, no line of its own
+      const Time t = now_us();
+      if (recorder) recorder->data(id, t, d, bytes);
+      checker.data(id, d, bytes, t);
+      return;
+    }
     SourceEvent ev;
     ev.kind = SourceEvent::Kind::data;
     ev.conn = id;
@@ -200,8 +224,15 @@ struct Proxy::Conn {
     ev.kind = SourceEvent::Kind::end;
     ev.conn = id;
     ev.time = now_us();
-    emit(ev, jsonl_end(ev.time, id));
-    if (recorder) recorder->end(id);
+    const std::string line = jsonl_end(ev.time, id);
+    // The connection's events reach the file before its session is reported.
+    if (recorder) {
+      recorder->write(id, line);
+      recorder->end(id);
+    }
+    keep(line);
+    checker.on(ev);
+    refresh();
   }
   void close_sockets() {
     if (hold_timer) hold_timer->cancel();
@@ -309,6 +340,7 @@ void Proxy::start() {
   if (!opts_.record.empty()) {
     recorder_ = Recorder::open(opts_.record, err);
     if (!recorder_) throw std::runtime_error(err);
+    recorder_->flush_on(control_, kRecordFlushDelay);
   }
   accept_loop();
 }
@@ -767,24 +799,29 @@ awaitable<void> transfer(std::shared_ptr<Proxy::Conn> c, Socket& from, Socket& t
       c->stage->from(d, std::string_view(buf.data(), n), now_us(), steps);
       if (!co_await execute(c, steps)) co_return;
     } else {
-      // The engine sees the bytes in the order the proxy read them, before they go on.
+      // The bytes go on at once when the socket takes them (the usual case), then the
+      // engine sees them: nothing else runs on this strand in between, so it still sees
+      // both directions in the order the proxy read them, and checking and recording
+      // add no latency.
+      const std::size_t sent = send_now(to, buf.data(), n);
       c->observe(d, std::string_view(buf.data(), n));
       c->octets[d == Dir::client ? 0 : 1] += n;
+      if (sent < n) {
+        auto [wec, wn] = co_await asio::async_write(to, asio::buffer(buf.data() + sent, n - sent), tuple_awaitable);
+        if (wec) {
+          c->closed(d == Dir::client ? Dir::server : Dir::client);
+          boost::system::error_code ig;
+          from.close(ig);
+          to.close(ig);
+          co_return;
+        }
+      }
     }
     // A reply that ends the wait for one can shorten the time limit (the idle limit is
     // shorter than a reply's): move the watchdog's deadline in.
     if (c->watchdog && c->limit && c->activity + c->limit() < c->watchdog->expiry()) {
       c->rearm = true;
       c->watchdog->cancel();
-    }
-    if (c->stage) continue;
-    auto [wec, wn] = co_await asio::async_write(to, asio::buffer(buf.data(), n), tuple_awaitable);
-    if (wec) {
-      c->closed(d == Dir::client ? Dir::server : Dir::client);
-      boost::system::error_code ig;
-      from.close(ig);
-      to.close(ig);
-      co_return;
     }
   }
 }

@@ -51,6 +51,9 @@ struct ProxyOptions {
 };
 
 inline constexpr std::size_t kTapeCap = 16u << 20;
+// The recording is written in blocks: an event reaches the file at most this long after
+// it happened (sooner when 64 KiB are waiting or its connection ends).
+inline constexpr std::chrono::milliseconds kRecordFlushDelay{50};
 
 // What the control API shows of an open connection.
 struct SessionInfo {

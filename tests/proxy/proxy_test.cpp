@@ -243,3 +243,41 @@ TEST_CASE("a server that keeps its end-of-data reply back times out with PIPE-3.
   CHECK(offline);
   std::filesystem::remove(rec);
 }
+
+TEST_CASE("the recording of an open connection reaches the file within the flush delay, in blocks", "[proxy][record]") {
+  proxy::ToyLmtpServer server;
+  const std::string rec = temp_path("flush.jsonl");
+  std::filesystem::remove(rec);
+  {
+    RunningProxy px("127.0.0.1:" + std::to_string(server.port()), rec);
+    asio::io_context io;
+    std::string buf;
+    tcp::socket s = open_to_354(io, px.port(), buf);
+    // The connection stays open: what it did so far is on file within kRecordFlushDelay
+    // (waited for up to 40 times that, for a loaded machine).
+    bool seen = false;
+    for (int i = 0; i < 80 && !seen; ++i) {
+      std::this_thread::sleep_for(proxy::kRecordFlushDelay / 2);
+      seen = slurp(rec).find("354 go ahead") != std::string::npos;
+    }
+    CHECK(seen);
+    CHECK(px.session_count() == 0);
+    // A message larger than a block: written by size, whole, with its end-of-data reply.
+    std::string body;
+    for (int i = 0; body.size() < 300 * 1024; ++i) body += "line " + std::to_string(i) + " of a long message\r\n";
+    asio::write(s, asio::buffer(body + ".\r\n"));
+    read_until(s, buf, "\r\n");
+    asio::write(s, asio::buffer(std::string("QUIT\r\n")));
+    read_until(s, buf, "\r\n");
+    s.close();
+    for (int i = 0; i < 200 && px.session_count() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    // Reported sessions are on file already (the flush comes before the report).
+    REQUIRE(px.session_count() == 1);
+    const auto results = offline_results(rec);
+    REQUIRE(results.size() == 1);
+    CHECK(results[0].errors == 0);
+    CHECK(results[0].commands == 5);
+    px.stop();
+  }
+  std::filesystem::remove(rec);
+}
