@@ -23,7 +23,7 @@ std::string head(Time t, std::string_view conn, std::string_view ev) {
 }  // namespace
 
 namespace {
-// Writes the escape of one octet that find_json_special stopped at.
+// Writes the escape of one octet that copy_until_json_special stopped at.
 inline char* escape_octet(char* w, unsigned char c) {
   switch (c) {
     case '"': *w++ = '\\'; *w++ = '"'; break;
@@ -58,20 +58,9 @@ char* json_escape_to(char* w, std::string_view b) {
 }
 
 void json_escape_bytes(std::string& out, std::string_view b) {
-  std::size_t i = 0;
-  while (i < b.size()) {
-    const std::size_t j = static_cast<std::size_t>(simd::find_json_special(b.data() + i, b.data() + b.size()) - b.data());
-    out.append(b.data() + i, j - i);
-    if (j >= b.size()) break;
-    if (b[j] == '\r' && j + 1 < b.size() && b[j + 1] == '\n') {
-      out.append("\\r\\n", 4);
-      i = j + 2;
-      continue;
-    }
-    char esc[6];
-    out.append(esc, static_cast<std::size_t>(escape_octet(esc, static_cast<unsigned char>(b[j])) - esc));
-    i = j + 1;
-  }
+  const std::size_t base = out.size();
+  out.resize(base + kMaxEscape * b.size() + 16);
+  out.resize(static_cast<std::size_t>(json_escape_to(out.data() + base, b) - out.data()));
 }
 
 std::size_t jsonl_data_bound(std::string_view conn, std::string_view bytes) {

@@ -16,7 +16,7 @@ inline constexpr int kRecordingVersion = 1;
 // Appends `bytes` as the inside of a JSON string (no quotes): printable ASCII as is,
 // '"' and '\\' escaped, CR LF TAB as \r \n \t, every other octet as \u00XX.
 void json_escape_bytes(std::string& out, std::string_view bytes);
-// The same into raw space: at most kMaxEscape octets per input octet, plus 16 (whole
+// The same into raw space of at least kMaxEscape octets per input octet, plus 16 (whole
 // 16-byte blocks are stored). Returns the end of what it wrote.
 inline constexpr std::size_t kMaxEscape = 6;
 char* json_escape_to(char* out, std::string_view bytes);

@@ -63,40 +63,15 @@ inline const char* copy_until_quote_or_backslash(const char* p, const char* end,
 #if defined(__SSE2__)
         return _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
 #else
-        return v ? 0 : 0;
+        (void)v;
+        return 0;
 #endif
       },
       [](unsigned char c) { return c != '"' && c != '\\'; });
 }
 
-// The first octet in [p, end) that a JSON string must escape: below 0x20, 0x7f and up,
-// '"' or '\\'; end when there is none.
-inline const char* find_json_special(const char* p, const char* end) {
-#if defined(__SSE2__)
-  const __m128i q = _mm_set1_epi8('"');
-  const __m128i b = _mm_set1_epi8('\\');
-  const __m128i lo = _mm_set1_epi8(0x1f);   // signed compare: octets >= 0x80 are negative
-  const __m128i del = _mm_set1_epi8(0x7f);
-  while (end - p >= 16) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    const __m128i special = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, q), _mm_cmpeq_epi8(v, b)),
-                                         _mm_or_si128(_mm_cmpgt_epi8(_mm_add_epi8(lo, _mm_set1_epi8(1)), v),
-                                                      _mm_cmpeq_epi8(v, del)));
-    const int m = _mm_movemask_epi8(special);
-    if (m) return p + __builtin_ctz(static_cast<unsigned>(m));
-    p += 16;
-  }
-#endif
-  while (p < end) {
-    const auto c = static_cast<unsigned char>(*p);
-    if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') return p;
-    ++p;
-  }
-  return p;
-}
-
-// Copies octets from p to w until one a JSON string must escape (as find_json_special);
-// returns its position in the input and advances w past the copied octets. w must have
+// Copies octets from p to w until one a JSON string must escape (below 0x20, 0x7f and
+// up, '"' or '\\'); returns its position in the input and advances w past the copied octets. w must have
 // room for end - p octets plus 15, since whole 16-byte blocks are stored.
 inline const char* copy_until_json_special(const char* p, const char* end, char*& w) {
   return detail::copy_until(
@@ -109,7 +84,8 @@ inline const char* copy_until_json_special(const char* p, const char* end, char*
                          _mm_or_si128(_mm_cmpgt_epi8(_mm_set1_epi8(0x20), v), _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f))));
         return _mm_movemask_epi8(special);
 #else
-        return v ? 0 : 0;
+        (void)v;
+        return 0;
 #endif
       },
       [](unsigned char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; });

@@ -56,54 +56,52 @@ std::unique_ptr<Recorder> Recorder::open(const std::string& path, std::string& e
     ::unlink(probe.c_str());
     return r;
   }
-  r->fd_ = open_append(path);
-  if (r->fd_ < 0) {
+  r->main_.fd = open_append(path);
+  if (r->main_.fd < 0) {
     error = fmt::format("cannot open the recording {}: {}", path, std::strerror(errno));
     return nullptr;
   }
-  write_all(r->fd_, jsonl_meta(0, LOCKSTEP_VERSION));
+  write_all(r->main_.fd, jsonl_meta(0, LOCKSTEP_VERSION));
   return r;
 }
 
 Recorder::~Recorder() {
   flush();
-  if (fd_ >= 0) ::close(fd_);
-  for (auto& [k, fd] : fds_) ::close(fd);
+  if (main_.fd >= 0) ::close(main_.fd);
+  for (auto& [k, o] : files_) ::close(o.fd);
 }
 
-int Recorder::fd_for(std::string_view conn) {
-  if (!per_connection_) return fd_;
-  auto it = fds_.find(conn);
-  if (it != fds_.end()) return it->second;
+Recorder::Out* Recorder::out_for(std::string_view conn) {
+  if (!per_connection_) return &main_;
+  auto it = files_.find(conn);
+  if (it != files_.end()) return &it->second;
   const int fd = open_append(fmt::format("{}/conn-{}.jsonl", path_, safe_name(conn)));
   if (fd < 0) {
     if (error_.empty()) error_ = fmt::format("cannot open a recording in {}: {}", path_, std::strerror(errno));
-    return -1;
+    return nullptr;
   }
   write_all(fd, jsonl_meta(0, LOCKSTEP_VERSION));
-  fds_.emplace(std::string(conn), fd);
-  return fd;
+  Out& o = files_[std::string(conn)];
+  o.fd = fd;
+  return &o;
 }
 
-Recorder::Pending& Recorder::pending_for(std::string_view conn) {
-  if (!per_connection_) return main_;
-  auto it = pending_.find(conn);
-  if (it == pending_.end()) it = pending_.emplace(std::string(conn), Pending{}).first;
-  return it->second;
+char* Recorder::reserve(Out& o, std::size_t n) {
+  if (o.buf.size() < o.used + n) o.buf.resize(std::max({o.used + n, 2 * o.buf.size(), kFlushAt * 2}));
+  return o.buf.data() + o.used;
 }
 
-char* Recorder::reserve(Pending& p, std::size_t n) {
-  // The buffer only grows (zero-filled once); `used` says how much of it holds events.
-  if (p.buf.size() < p.used + n) p.buf.resize(std::max({p.used + n, 2 * p.buf.size(), kFlushAt * 2}));
-  return p.buf.data() + p.used;
-}
-
-void Recorder::flush_locked(int fd, Pending& p) {
-  if (p.used == 0) return;
-  if (!write_all(fd, std::string_view(p.buf.data(), p.used)) && error_.empty())
+void Recorder::flush_locked(Out& o) {
+  if (o.used == 0) return;
+  if (!write_all(o.fd, std::string_view(o.buf.data(), o.used)) && error_.empty())
     error_ = fmt::format("writing the recording failed: {}", std::strerror(errno));
-  p.used = 0;
-  if (p.buf.size() > kKeepAtMost) std::string().swap(p.buf);
+  o.used = 0;
+  if (o.buf.size() > kKeepAtMost) std::string().swap(o.buf);
+}
+
+void Recorder::flush_all_locked() {
+  flush_locked(main_);
+  for (auto& [conn, o] : files_) flush_locked(o);
 }
 
 void Recorder::arm_locked() {
@@ -118,8 +116,8 @@ void Recorder::arm_locked() {
   });
 }
 
-void Recorder::written(int fd, Pending& p) {
-  if (p.used >= kFlushAt) flush_locked(fd, p);
+void Recorder::written(Out& o) {
+  if (o.used >= kFlushAt) flush_locked(o);
   else arm_locked();
 }
 
@@ -131,28 +129,20 @@ void Recorder::flush_on(boost::asio::any_io_executor ex, std::chrono::millisecon
 
 void Recorder::write(std::string_view conn, std::string_view line) {
   std::lock_guard lock(mu_);
-  const int fd = fd_for(conn);
-  if (fd < 0) return;
-  Pending& p = pending_for(conn);
-  std::memcpy(reserve(p, line.size()), line.data(), line.size());
-  p.used += line.size();
-  written(fd, p);
+  Out* o = out_for(conn);
+  if (!o) return;
+  std::memcpy(reserve(*o, line.size()), line.data(), line.size());
+  o->used += line.size();
+  written(*o);
 }
 
 void Recorder::data(std::string_view conn, Time t, Dir dir, std::string_view bytes) {
   std::lock_guard lock(mu_);
-  const int fd = fd_for(conn);
-  if (fd < 0) return;
-  Pending& p = pending_for(conn);
-  char* const w = reserve(p, jsonl_data_bound(conn, bytes));
-  p.used += static_cast<std::size_t>(jsonl_data_to(w, t, conn, dir, bytes) - w);
-  written(fd, p);
-}
-
-void Recorder::flush_all_locked() {
-  if (main_.used) flush_locked(fd_, main_);
-  for (auto& [conn, p] : pending_)
-    if (auto it = fds_.find(conn); it != fds_.end()) flush_locked(it->second, p);
+  Out* o = out_for(conn);
+  if (!o) return;
+  char* const w = reserve(*o, jsonl_data_bound(conn, bytes));
+  o->used += static_cast<std::size_t>(jsonl_data_to(w, t, conn, dir, bytes) - w);
+  written(*o);
 }
 
 void Recorder::flush() {
@@ -163,26 +153,23 @@ void Recorder::flush() {
 void Recorder::end(std::string_view conn) {
   std::lock_guard lock(mu_);
   if (!per_connection_) {
-    flush_locked(fd_, main_);
+    flush_locked(main_);
     return;
   }
-  auto it = fds_.find(conn);
-  if (it == fds_.end()) return;
-  if (auto p = pending_.find(conn); p != pending_.end()) {
-    flush_locked(it->second, p->second);
-    pending_.erase(p);
-  }
-  ::close(it->second);
-  fds_.erase(it);
+  auto it = files_.find(conn);
+  if (it == files_.end()) return;
+  flush_locked(it->second);
+  ::close(it->second.fd);
+  files_.erase(it);
 }
 
 void Recorder::reopen() {
   std::lock_guard lock(mu_);
   flush_all_locked();
   if (per_connection_) {
-    for (auto& [k, fd] : fds_) {
-      ::close(fd);
-      fd = open_append(fmt::format("{}/conn-{}.jsonl", path_, safe_name(k)));
+    for (auto& [k, o] : files_) {
+      ::close(o.fd);
+      o.fd = open_append(fmt::format("{}/conn-{}.jsonl", path_, safe_name(k)));
     }
     return;
   }
@@ -191,8 +178,8 @@ void Recorder::reopen() {
     if (error_.empty()) error_ = fmt::format("cannot reopen the recording {}: {}", path_, std::strerror(errno));
     return;
   }
-  ::close(fd_);
-  fd_ = fd;
+  ::close(main_.fd);
+  main_.fd = fd;
 }
 
 std::string Recorder::error() const {

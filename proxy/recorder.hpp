@@ -42,23 +42,22 @@ class Recorder {
 
  private:
   Recorder() = default;
-  int fd_for(std::string_view conn);
-  struct Pending {
-    std::string buf;      // sized to its capacity; `used` octets hold events
+  // One file and the events waiting for it.
+  struct Out {
+    int fd = -1;
+    std::string buf;      // only grows (zero-filled once); `used` octets hold events
     std::size_t used = 0;
   };
-  char* reserve(Pending& p, std::size_t n);
-  void written(int fd, Pending& p);  // after an append: by size, or arm the timer
-  void flush_locked(int fd, Pending& p);
+  Out* out_for(std::string_view conn);  // null when its file cannot be opened
+  static char* reserve(Out& o, std::size_t n);
+  void written(Out& o);  // after an append: write by size, or arm the timer
+  void flush_locked(Out& o);
   void flush_all_locked();
   void arm_locked();
-  Pending& pending_for(std::string_view conn);
   std::string path_;
   bool per_connection_ = false;
-  int fd_ = -1;
-  std::map<std::string, int, std::less<>> fds_;
-  Pending main_;                                          // single-file mode
-  std::map<std::string, Pending, std::less<>> pending_;   // per-connection mode
+  Out main_;                                        // single-file mode
+  std::map<std::string, Out, std::less<>> files_;   // per-connection mode
   std::unique_ptr<boost::asio::steady_timer> timer_;
   std::chrono::milliseconds delay_{0};
   bool armed_ = false;

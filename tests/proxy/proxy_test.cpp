@@ -281,3 +281,41 @@ TEST_CASE("the recording of an open connection reaches the file within the flush
   }
   std::filesystem::remove(rec);
 }
+
+TEST_CASE("with a directory, each connection's recording is its own file, complete when its session is reported",
+          "[proxy][record]") {
+  proxy::ToyLmtpServer server;
+  const std::string dir = temp_path("per-conn-recordings");
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  {
+    RunningProxy px("127.0.0.1:" + std::to_string(server.port()), dir, "127.0.0.1:0", 2);
+    asio::io_context io;
+    std::string b1, b2;
+    // Two connections open at once, ending one after the other.
+    tcp::socket s1 = open_to_354(io, px.port(), b1);
+    tcp::socket s2 = open_to_354(io, px.port(), b2);
+    for (auto* s : {&s1, &s2}) {
+      std::string& buf = s == &s1 ? b1 : b2;
+      asio::write(*s, asio::buffer(std::string(s == &s1 ? "one\r\n.\r\nQUIT\r\n" : "two\r\nlines\r\n.\r\nQUIT\r\n")));
+      read_until(*s, buf, "221 2.0.0 bye\r\n");
+      s->close();
+      const std::size_t want = s == &s1 ? 1 : 2;
+      for (int i = 0; i < 200 && px.session_count() < want; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      REQUIRE(px.session_count() == want);
+      const std::string conn = px.sessions.back().conn;
+      // Reported means on file: its own file, every event of it, nothing of the other.
+      const std::string file = dir + "/conn-" + conn + ".jsonl";
+      const auto results = offline_results(file);
+      REQUIRE(results.size() == 1);
+      CHECK(results[0].conn == conn);
+      CHECK(results[0].errors == 0);
+      CHECK(results[0].commands == 5);
+      const std::string text = slurp(file);
+      CHECK(text.find(s == &s1 ? "one\\r\\n" : "two\\r\\nlines\\r\\n") != std::string::npos);
+      CHECK(text.find(s == &s1 ? "two\\r\\n" : "one\\r\\n") == std::string::npos);
+    }
+    px.stop();
+  }
+  std::filesystem::remove_all(dir);
+}
