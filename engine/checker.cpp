@@ -71,7 +71,7 @@ void Checker::on(const SourceEvent& ev) {
       break;
     }
     case K::data:
-      data(ev.conn, ev.dir, ev.bytes, ev.time);
+      data(ev.conn, ev.dir, ev.bytes, ev.time, ev.index.valid ? &ev.index : nullptr);
       break;
     case K::close: {
       Run& r = run(ev.conn, ev.time);
@@ -119,9 +119,9 @@ void Checker::on(const SourceEvent& ev) {
   }
 }
 
-void Checker::data(const std::string& conn, Dir dir, std::string_view bytes, Time t) {
+void Checker::data(const std::string& conn, Dir dir, std::string_view bytes, Time t, const TextIndex* ix) {
   Run& r = run(conn, t);
-  r.session.feed(dir, bytes, t);
+  r.session.feed(dir, bytes, t, ix);
   drain(r);
 }
 

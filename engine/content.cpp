@@ -126,20 +126,36 @@ void ContentScanner::end_line(std::uint64_t len, bool crlf_end) {
 
 // The fast path: whole CRLF lines of ordinary text, a block at a time. It gathers the
 // line statistics first, then checks the block in one SIMD pass; a block holding
-// anything unusual (NUL, a bare CR or LF) is left to the byte-exact path below.
-std::size_t ContentScanner::fast_block(std::string_view rest) {
+// anything unusual (NUL, a bare CR or LF) is left to the byte-exact path below. With a
+// hint, the line ends come from its index and the octets are known to be plain text, so
+// neither the search for LF nor the check pass runs.
+std::size_t ContentScanner::fast_block(std::string_view rest, const TextHint* hint) {
   if (line_len_ != 0 || pending_cr_ || !prev_crlf_ || hist_[3] != crlf) return 0;
   const char* base = rest.data();
   const std::size_t limit = std::min<std::size_t>(rest.size(), 1 << 18);
+  const std::uint32_t* ends = nullptr;
+  const std::uint32_t* ends_end = nullptr;
+  std::size_t at = 0;  // where `rest` starts in the hint's octets
+  if (hint) {
+    at = static_cast<std::size_t>(base - hint->base);
+    ends_end = hint->ix->lf.data() + hint->ix->lf.size();
+    ends = std::lower_bound(hint->ix->lf.data(), ends_end, at);
+  }
   std::size_t pos = 0;
   bool eod = false;
   std::uint64_t size = 0, lines = 0, max_line = rep_.max_line;
   Occurrence long_lines = rep_.long_lines, unstuffed = rep_.unstuffed_dot;
   while (pos < limit) {
     const char* line = base + pos;
-    const char* nl = static_cast<const char*>(std::memchr(line, '\n', limit - pos));
-    if (!nl) break;
-    const std::size_t len = static_cast<std::size_t>(nl - line) + 1;
+    std::size_t len;
+    if (hint) {
+      if (ends == ends_end || *ends - at >= limit) break;
+      len = *ends++ - at - pos + 1;
+    } else {
+      const char* nl = static_cast<const char*>(std::memchr(line, '\n', limit - pos));
+      if (!nl) break;
+      len = static_cast<std::size_t>(nl - line) + 1;
+    }
     std::uint64_t counted = len;
     if (line[0] == '.') {
       if (len == 3 && line[1] == '\r') {
@@ -156,16 +172,38 @@ std::size_t ContentScanner::fast_block(std::string_view rest) {
     pos += len;
   }
   if (pos == 0 && !eod) return 0;
-  const simd::TextScan sc = simd::scan_text(base, pos);
-  if (!sc.clean) return 0;
-  if (sc.high && rep_.eight_bit.count == 0) {
-    for (std::size_t i = 0; i < pos; ++i)
-      if (static_cast<unsigned char>(base[i]) >= 0x80) {
-        rep_.eight_bit.add(off_ + i);
-        break;
-      }
-  } else if (sc.high) {
-    ++rep_.eight_bit.count;
+  // Where the first octet >= 0x80 of the block is, if the block has one and the report
+  // needs it (only the first occurrence is located; the count just says "some").
+  std::size_t high = std::string_view::npos;
+  bool any_high = false;
+  if (hint) {
+    const std::size_t fh = hint->ix->first_high;
+    if (fh != TextIndex::npos && fh >= at && fh < at + pos) {
+      any_high = true;
+      high = fh - at;
+    } else if (fh < at && rep_.eight_bit.count == 0) {
+      // The event's first such octet came before this block (in commands): look here.
+      for (std::size_t i = 0; i < pos; ++i)
+        if (static_cast<unsigned char>(base[i]) >= 0x80) {
+          any_high = true;
+          high = i;
+          break;
+        }
+    }
+  } else {
+    const simd::TextScan sc = simd::scan_text(base, pos);
+    if (!sc.clean) return 0;
+    any_high = sc.high;
+    if (sc.high && rep_.eight_bit.count == 0)
+      for (std::size_t i = 0; i < pos; ++i)
+        if (static_cast<unsigned char>(base[i]) >= 0x80) {
+          high = i;
+          break;
+        }
+  }
+  if (any_high) {
+    if (rep_.eight_bit.count == 0) rep_.eight_bit.add(off_ + high);
+    else ++rep_.eight_bit.count;
   }
   rep_.size += size;
   rep_.lines += lines;
@@ -185,10 +223,11 @@ std::size_t ContentScanner::fast_block(std::string_view rest) {
   return pos;
 }
 
-std::size_t ContentScanner::feed(std::string_view in) {
+std::size_t ContentScanner::feed(std::string_view in, const TextHint* hint) {
+  if (hint && !hint->covers(in.data(), in.size())) hint = nullptr;
   std::size_t used = 0;
   while (used < in.size() && !rep_.complete) {
-    if (const std::size_t n = fast_block(in.substr(used)); n > 0) {
+    if (const std::size_t n = fast_block(in.substr(used), hint); n > 0) {
       used += n;
       continue;
     }

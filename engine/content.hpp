@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/textindex.hpp"
+
 namespace lockstep {
 
 // One occurrence of an anomaly: where it starts in the client stream.
@@ -44,7 +46,8 @@ class ContentScanner {
   // Consumes content from the front of `in`; returns the bytes consumed. When the
   // end-of-data line was among them, report().complete is true and the bytes after it
   // are left in `in` for the command parser.
-  std::size_t feed(std::string_view in);
+  // With a hint (covering `in`), whole lines of plain text are taken from its index.
+  std::size_t feed(std::string_view in, const TextHint* hint = nullptr);
   const ContentReport& report() const { return rep_; }
   // Content octets consumed so far.
   std::uint64_t consumed() const { return off_ - rep_.start; }
@@ -52,7 +55,7 @@ class ContentScanner {
  private:
   enum Tok : std::uint8_t { crlf, cr, lf, nul, dot, other };
   void end_line(std::uint64_t len_with_term, bool crlf_end);
-  std::size_t fast_block(std::string_view rest);
+  std::size_t fast_block(std::string_view rest, const TextHint* hint);
   void tokens(std::string_view s, std::uint64_t off);
   void push(Tok t, std::uint64_t off);
 

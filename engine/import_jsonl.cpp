@@ -31,7 +31,7 @@ class JsonlSource final : public Source {
         continue;
       }
       std::string err;
-      if (!parse_json_object(line, fields_, nfields_, err)) {
+      if (!parse_json_object(line, fields_, nfields_, err, &ev.index)) {
         skip(fmt::format("line {}: {}", in_->line_number(), err));
         if (++bad_run_ > 50 && good_ == 0) {
           error_ = fmt::format("line {}: this does not look like a lockstep recording ({})", in_->line_number(), err);
@@ -103,6 +103,7 @@ class JsonlSource final : public Source {
             ev.bytes.swap(v.str);
           } else if (k == "text") {
             ev.bytes.swap(v.str);
+            ev.index.valid = false;  // the index describes "data"
           }
           break;
         case 6:

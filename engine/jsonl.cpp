@@ -146,17 +146,40 @@ struct Parser {
     return -1;
   }
   // Decodes a JSON string into `out`, writing through a pointer into space sized for the
-  // worst case (the decoded text is never longer than its encoding).
-  bool string(std::string& out, bool* wide) {
+  // worst case (the decoded text is never longer than its encoding). With an index, it
+  // also notes the line ends and the kinds of octets it wrote (TextIndex).
+  bool string(std::string& out, bool* wide, TextIndex* ix = nullptr) {
+    return ix ? decode<true>(out, wide, ix) : decode<false>(out, wide, nullptr);
+  }
+  template <bool Indexed>
+  bool decode(std::string& out, bool* wide, TextIndex* ix) {
     if (i >= s.size() || s[i] != '"') return fail("expected a string");
     ++i;
     const std::size_t base = out.size();
     out.resize(base + (s.size() - i) + 16);  // room for whole 16-byte stores
-    char* w = out.data() + base;
+    char* const w0 = out.data() + base;
+    char* w = w0;
     const char* p = s.data() + i;
     const char* const end = s.data() + s.size();
+    if constexpr (Indexed) {
+      ix->reset();
+      ix->text = true;
+    }
+    // An octet below 0x20 or from 0x80 up, written at w (the indexed decoder only).
+    auto note = [&](unsigned char c) {
+      if constexpr (Indexed) {
+        if (c >= 0x80) {
+          if (ix->first_high == TextIndex::npos) ix->first_high = static_cast<std::size_t>(w - w0);
+        } else if (c == 0 || c == '\r' || c == '\n') {
+          ix->text = false;
+        }
+      } else {
+        (void)c;
+      }
+    };
     for (;;) {
-      p = simd::copy_until_quote_or_backslash(p, end, w);
+      if constexpr (Indexed) p = simd::copy_until_quote_backslash_or_control(p, end, w);
+      else p = simd::copy_until_quote_or_backslash(p, end, w);
       if (p >= end) {
         i = s.size();
         out.resize(base);
@@ -166,6 +189,13 @@ struct Parser {
         ++p;
         break;
       }
+      if constexpr (Indexed) {
+        if (*p != '\\') {  // a raw control octet or one of 0x80 and up
+          note(static_cast<unsigned char>(*p));
+          *w++ = *p++;
+          continue;
+        }
+      }
       if (p + 1 >= end) {
         i = s.size();
         out.resize(base);
@@ -174,14 +204,15 @@ struct Parser {
       const char e = p[1];
       p += 2;
       if (e == 'r' && end - p >= 2 && p[0] == '\\' && p[1] == 'n') {  // the usual line end
+        if constexpr (Indexed) ix->lf.push_back(static_cast<std::uint32_t>(w - w0 + 1));
         *w++ = '\r';
         *w++ = '\n';
         p += 2;
         continue;
       }
       switch (e) {
-        case 'r': *w++ = '\r'; break;
-        case 'n': *w++ = '\n'; break;
+        case 'r': note('\r'); *w++ = '\r'; break;
+        case 'n': note('\n'); *w++ = '\n'; break;
         case '"': *w++ = '"'; break;
         case '\\': *w++ = '\\'; break;
         case 't': *w++ = '\t'; break;
@@ -209,6 +240,7 @@ struct Parser {
             if (wide) *wide = true;
             *w++ = '?';
           } else {
+            note(static_cast<unsigned char>(v));
             *w++ = static_cast<char>(v);
           }
           break;
@@ -221,6 +253,11 @@ struct Parser {
     }
     i = static_cast<std::size_t>(p - s.data());
     out.resize(static_cast<std::size_t>(w - out.data()));
+    if constexpr (Indexed) {
+      // Positions are 32-bit; a longer string (beyond any recorder's events) goes unindexed.
+      ix->valid = base == 0 && out.size() <= UINT32_MAX;
+      if (!ix->text) ix->lf.clear();
+    }
     return true;
   }
   // A short string (a key, a small value): no escapes in the common case.
@@ -330,8 +367,10 @@ struct Parser {
 };
 }  // namespace
 
-bool parse_json_object(std::string_view line, std::vector<JsonField>& fields, std::size_t& count, std::string& error) {
+bool parse_json_object(std::string_view line, std::vector<JsonField>& fields, std::size_t& count, std::string& error,
+                       TextIndex* data_index) {
   count = 0;
+  if (data_index) data_index->reset();
   Parser p{line, 0, error};
   p.ws();
   if (p.i >= line.size() || line[p.i] != '{') return p.fail("not a JSON object");
@@ -352,7 +391,18 @@ bool parse_json_object(std::string_view line, std::vector<JsonField>& fields, st
     p.ws();
     if (p.i >= line.size() || line[p.i] != ':') return p.fail("expected ':'");
     ++p.i;
-    if (!p.value(f.value, 0)) return false;
+    if (data_index && f.key.size() == 4 && std::memcmp(f.key.data(), "data", 4) == 0) {
+      p.ws();
+      if (p.i < line.size() && line[p.i] == '"') {
+        f.value.kind = JsonValue::string;
+        if (!p.string(f.value.str, &f.value.wide, data_index)) return false;
+      } else {
+        data_index->reset();
+        if (!p.value(f.value, 0)) return false;
+      }
+    } else if (!p.value(f.value, 0)) {
+      return false;
+    }
     ++count;
     p.ws();
     if (p.i < line.size() && line[p.i] == ',') { ++p.i; continue; }

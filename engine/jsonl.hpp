@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/textindex.hpp"
 #include "engine/types.hpp"
 
 namespace lockstep {
@@ -54,7 +55,9 @@ struct JsonField {
 
 // Parses one line holding a JSON object into fields[0..count). `fields` is reused from
 // line to line (its strings keep their capacity). Returns false and sets `error` when
-// the line is not a JSON object.
-bool parse_json_object(std::string_view line, std::vector<JsonField>& fields, std::size_t& count, std::string& error);
+// the line is not a JSON object. With `data_index`, the string value of the key "data"
+// (the last one) is indexed while it is decoded; the index is not valid without one.
+bool parse_json_object(std::string_view line, std::vector<JsonField>& fields, std::size_t& count, std::string& error,
+                       TextIndex* data_index = nullptr);
 
 }  // namespace lockstep

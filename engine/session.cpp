@@ -153,7 +153,7 @@ void Session::Impl::on_client_bytes(std::string_view b) {
         if (await_buf.size() > kAwaitCap) decide_bdat(true);
         return;
       case CMode::content: {
-        const std::size_t n = content.feed(b);
+        const std::size_t n = content.feed(b, hint.covers(b.data(), b.size()) ? &hint : nullptr);
         if (opt.redaction) redact_range(coff, coff + n);
         coff += n;
         b.remove_prefix(n);
@@ -821,11 +821,13 @@ Session::~Session() = default;
 Session::Session(Session&&) noexcept = default;
 Session& Session::operator=(Session&&) noexcept = default;
 
-void Session::feed(Dir dir, std::string_view bytes, Time t) {
+void Session::feed(Dir dir, std::string_view bytes, Time t, const TextIndex* ix) {
   impl_->now = t;
   if (dir == Dir::client) {
     impl_->c_last_time = t;
+    impl_->hint = TextHint{bytes.data(), bytes.size(), ix};
     impl_->on_client_bytes(bytes);
+    impl_->hint = TextHint{};
   }
   else impl_->on_server_bytes(bytes);
 }

@@ -26,6 +26,7 @@ struct Session::Impl {
   bool await_reported = false;
   std::uint64_t data_slot = 0;
   ContentScanner content;
+  TextHint hint;  // what the source knows of the bytes being fed (Session::feed)
   std::uint64_t bdat_left = 0;
   bool bdat_prev_cr = false, bdat_binary = false, bdat_reported = false;
   std::uint64_t bdat_size_total = 0;

@@ -34,6 +34,28 @@ namespace detail {
 template <class Mask, class Plain>
 inline const char* copy_until(const char* p, const char* end, char*& w, Mask mask, Plain plain) {
 #if defined(__SSE2__)
+  // 64 octets a round while there are that many (one test for four blocks), then 16.
+  while (end - p >= 64) {
+    const __m128i v0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i v1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16));
+    const __m128i v2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 32));
+    const __m128i v3 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 48));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(w), v0);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(w + 16), v1);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(w + 32), v2);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(w + 48), v3);
+    const std::uint64_t m = static_cast<std::uint64_t>(static_cast<unsigned>(mask(v0))) |
+                            static_cast<std::uint64_t>(static_cast<unsigned>(mask(v1))) << 16 |
+                            static_cast<std::uint64_t>(static_cast<unsigned>(mask(v2))) << 32 |
+                            static_cast<std::uint64_t>(static_cast<unsigned>(mask(v3))) << 48;
+    if (m) {
+      const int k = __builtin_ctzll(m);
+      w += k;
+      return p + k;
+    }
+    p += 64;
+    w += 64;
+  }
   while (end - p >= 16) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(w), v);
@@ -68,6 +90,25 @@ inline const char* copy_until_quote_or_backslash(const char* p, const char* end,
 #endif
       },
       [](unsigned char c) { return c != '"' && c != '\\'; });
+}
+
+// The same, but also stopping at a control octet (below 0x20) or one of 0x80 and up: the
+// copy loop of a decoder that notes what kind of octets it produced (TextIndex).
+inline const char* copy_until_quote_backslash_or_control(const char* p, const char* end, char*& w) {
+  return detail::copy_until(
+      p, end, w,
+      [](auto v) {
+#if defined(__SSE2__)
+        // Signed compare: octets >= 0x80 are negative, so below 0x20 catches them too.
+        return _mm_movemask_epi8(_mm_or_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+            _mm_cmpgt_epi8(_mm_set1_epi8(0x20), v)));
+#else
+        (void)v;
+        return 0;
+#endif
+      },
+      [](unsigned char c) { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\'; });
 }
 
 // Copies octets from p to w until one a JSON string must escape (below 0x20, 0x7f and

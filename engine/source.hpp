@@ -7,6 +7,7 @@
 #include <string>
 
 #include "engine/linereader.hpp"
+#include "engine/textindex.hpp"
 #include "engine/types.hpp"
 
 namespace lockstep {
@@ -26,6 +27,8 @@ struct SourceEvent {
   std::string conn;   // connection key, unique within the source
   Dir dir = Dir::client;
   std::string bytes;
+  // data: what the reader learnt of `bytes` while decoding them (valid only if it did).
+  TextIndex index;
   Time time = 0;
   std::string a, b;   // open: client and server address
   // fault: the stream range [offset, offset + length) of `dir` the fault wrote (length

@@ -5,6 +5,9 @@
 #include <sys/resource.h>
 #include <filesystem>
 #include <fstream>
+#include <random>
+
+#include <fmt/format.h>
 
 #include "engine/checker.hpp"
 #include "engine/jsonl.hpp"
@@ -193,4 +196,147 @@ TEST_CASE("a 200 MB line without a line end in a recording is skipped in bounded
   CHECK(evs.size() == 1);
   // The reader keeps at most its 8 MiB line cap (plus one 1 MiB block).
   CHECK(after.ru_maxrss - before.ru_maxrss < 32 * 1024);
+}
+
+namespace {
+// What a TextIndex must say of `b`, computed the slow way.
+void check_index(const TextIndex& ix, std::string_view b) {
+  REQUIRE(ix.valid);
+  std::size_t first_high = TextIndex::npos;
+  for (std::size_t i = 0; i < b.size(); ++i)
+    if (static_cast<unsigned char>(b[i]) >= 0x80) {
+      first_high = i;
+      break;
+    }
+  CHECK(ix.first_high == first_high);
+  bool text = b.find('\0') == std::string_view::npos;
+  std::vector<std::uint32_t> lf;
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    if (b[i] == '\r' && (i + 1 == b.size() || b[i + 1] != '\n')) text = false;
+    if (b[i] == '\n') {
+      if (i == 0 || b[i - 1] != '\r') text = false;
+      lf.push_back(static_cast<std::uint32_t>(i));
+    }
+  }
+  // The reader may decline to call octets text (an escape it does not follow), never
+  // the other way round; when it does, every LF is listed.
+  if (!text) CHECK_FALSE(ix.text);
+  if (ix.text) CHECK(ix.lf == lf);
+}
+
+std::string parse_data(std::string_view line, TextIndex& ix) {
+  std::vector<JsonField> fields;
+  std::size_t n = 0;
+  std::string err;
+  REQUIRE(parse_json_object(line, fields, n, err, &ix));
+  for (std::size_t i = 0; i < n; ++i)
+    if (fields[i].key == "data") return fields[i].value.str;
+  FAIL("no data field");
+  return {};
+}
+}  // namespace
+
+TEST_CASE("the reader's text index lists every line end and tells text from other octets", "[import][jsonl][index]") {
+  std::mt19937 rng(7);
+  const std::string alphabet = std::string("abc .\"\\\t", 8) + std::string("\r\n\r\n\r\n\0\xe9\x7f\x01", 11);
+  for (int round = 0; round < 3000; ++round) {
+    std::string b;
+    const std::size_t len = rng() % (round < 2000 ? 40 : 300);
+    const bool texty = round % 3 != 0;
+    for (std::size_t i = 0; i < len; ++i) {
+      if (texty && rng() % 6 == 0) b += "\r\n";
+      else if (texty) b += "ab .\"\\\t\xe9"[rng() % (rng() % 20 == 0 ? 8 : 7)];
+      else b += alphabet[rng() % alphabet.size()];
+    }
+    TextIndex ix;
+    const std::string line = jsonl_data(1, "1", Dir::client, b);
+    INFO(line);
+    CHECK(parse_data(std::string_view(line).substr(0, line.size() - 1), ix) == b);
+    check_index(ix, b);
+    if (texty && b.find('\xe9') == std::string::npos) CHECK(ix.text);
+  }
+  // Octets written another way than lockstep's recorder writes them: raw control and
+  // high octets, a CR and an LF as \u escapes, a lone \r or \n, a CR ending the string.
+  const std::pair<std::string_view, bool> cases[] = {
+      {R"({"data":"a\r\nb\r\n"})", true},        {"{\"data\":\"a\t\xc3\xa9\\r\\n\"}", true},
+      {R"({"data":"a\u000d\u000a"})", false},    {R"({"data":"a\rb\r\n"})", false},
+      {R"({"data":"a\nb"})", false},             {R"({"data":"ab\r"})", false},
+      {"{\"data\":\"a\rb\"}", false},           {R"({"data":"\u0000\r\n"})", false},
+      {R"({"data":"\u00ff.\r\n","x":1})", true}, {R"({"text":"x","data":"\r\n"})", true},
+  };
+  for (const auto& [line, text] : cases) {
+    INFO(line);
+    TextIndex ix;
+    const std::string b = parse_data(line, ix);
+    check_index(ix, b);
+    CHECK(ix.text == text);
+  }
+  // The index describes "data" only: a later "text" takes the event's bytes, and the
+  // event then carries no index.
+  TempFile f(R"({"ev":"data","conn":"1","dir":"c","data":"a\r\n","text":"b\nc"})" "\n");
+  std::string err;
+  const auto evs = read_all(f.path, err, "jsonl");
+  REQUIRE(evs.size() == 1);
+  CHECK(evs[0].bytes == "b\nc");
+  CHECK_FALSE(evs[0].index.valid);
+}
+
+TEST_CASE("content checked through the text index gives the same findings as without it", "[import][jsonl][index]") {
+  // Sessions whose content holds everything the content check looks at: dot-stuffing,
+  // 8-bit octets (first in a command, then in content), long lines, bare LF and CR, NUL,
+  // smuggling sequences, the end of data inside a write and split across writes.
+  std::mt19937 rng(11);
+  const std::vector<std::string> pieces = {
+      "\xe9t\xe9\r\n", "Subject: x\r\n", "plain text line\r\n", "..stuffed\r\n", ".unstuffed\r\n", "caf\xe9\r\n",
+      std::string(1100, 'L') + "\r\n", "bare\nlf\r\n", "bare\rcr\r\n", std::string("nul\0x\r\n", 7),
+      "\r\n.\n", "\n.\r\n", "\r\n", "\t\"q\" \\ b\r\n"};
+  for (int round = 0; round < 300; ++round) {
+    std::string rec = jsonl_open(1, "1", "127.0.0.1:1", "127.0.0.1:2");
+    Time t = 2;
+    auto add = [&](Dir d, std::string_view b) { rec += jsonl_data(t++, "1", d, b); };
+    add(Dir::server, "220 x LMTP ready\r\n");
+    add(Dir::client, "LHLO c\r\n");
+    add(Dir::server, "250-x\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n");
+    for (int txn = 0; txn < 3; ++txn) {
+      add(Dir::client, round % 4 == 0 ? "MAIL FROM:<caf\xe9@x>\r\nRCPT TO:<a@x>\r\nDATA\r\n"
+                                      : "MAIL FROM:<a@x>\r\nRCPT TO:<a@x>\r\nDATA\r\n");
+      add(Dir::server, "250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n");
+      std::string content;
+      const int n = static_cast<int>(rng() % 12);
+      for (int i = 0; i < n; ++i) content += pieces[rng() % (round % 2 ? pieces.size() : 6)];
+      content += ".\r\n";
+      for (std::size_t at = 0; at < content.size();) {  // the content in writes of any size
+        const std::size_t len = 1 + rng() % (round % 3 == 0 ? 7 : 400);
+        add(Dir::client, std::string_view(content).substr(at, len));
+        at += len;
+      }
+      add(Dir::server, "250 2.0.0 <a@x> saved\r\n");
+    }
+    rec += jsonl_end(t, "1");
+    TempFile f(rec);
+    auto findings = [&](bool indexed) {
+      std::string err;
+      auto src = open_source(f.path, "jsonl", err);
+      REQUIRE(src);
+      std::vector<std::string> got;
+      Checker c(src->info(), "t", [&](SessionResult&& r) {
+        for (const auto& x : r.findings) got.push_back(fmt::format("{} {} {} {}", x.rule->id, x.offset, x.bytes, x.explanation));
+      });
+      SourceEvent ev;
+      std::size_t indexed_events = 0;
+      while (src->next(ev)) {
+        if (!indexed) ev.index.valid = false;
+        indexed_events += ev.index.valid && ev.index.text;
+        c.on(ev);
+      }
+      c.finish();
+      if (indexed) CHECK(indexed_events > 0);
+      return got;
+    };
+    const auto with = findings(true);
+    const auto without = findings(false);
+    INFO("round " << round);
+    CHECK(with == without);
+    if (round % 2 == 1 && round < 40) CHECK_FALSE(without.empty());
+  }
 }
