@@ -47,7 +47,12 @@ class Recorder {
     int fd = -1;
     std::string buf;      // only grows (zero-filled once); `used` octets hold events
     std::size_t used = 0;
+    // Disk space reserved ahead of the writes (single-file mode): [0, reserved) of the
+    // file has blocks, `size` is the file's length as of the last write.
+    bool prealloc = false;
+    std::uint64_t size = 0, reserved = 0;
   };
+  static void close_out(Out& o);  // gives back the unused reserved space, closes the file
   Out* out_for(std::string_view conn);  // null when its file cannot be opened
   static char* reserve(Out& o, std::size_t n);
   void written(Out& o);  // after an append: write by size, or arm the timer

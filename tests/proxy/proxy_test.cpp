@@ -2,6 +2,11 @@
 // and offline, an unreachable upstream, unix sockets, and 1,000 concurrent sessions.
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+
 #include "tests/proxy/harness.hpp"
 
 
@@ -318,4 +323,57 @@ TEST_CASE("with a directory, each connection's recording is its own file, comple
     px.stop();
   }
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a single-file recording reserves its blocks ahead while open and gives back the rest when closed",
+          "[proxy][record]") {
+  const std::string rec = temp_path("reserve.jsonl");
+  const std::string moved = rec + ".1";
+  std::filesystem::remove(rec);
+  std::filesystem::remove(moved);
+  // Whether this file system reserves blocks at all (tmpfs and ext4 do, some cannot).
+  bool can_reserve = false;
+  {
+    const int fd = ::open(rec.c_str(), O_WRONLY | O_CREAT, 0644);
+    REQUIRE(fd >= 0);
+    can_reserve = ::fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 1 << 20) == 0;
+    ::close(fd);
+    std::filesystem::remove(rec);
+  }
+  auto allocated = [](const std::string& p) {
+    struct stat st {};
+    REQUIRE(::stat(p.c_str(), &st) == 0);
+    return std::pair<std::uint64_t, std::uint64_t>(static_cast<std::uint64_t>(st.st_blocks) * 512,
+                                                   static_cast<std::uint64_t>(st.st_size));
+  };
+  std::string err;
+  auto r = proxy::Recorder::open(rec, err);
+  REQUIRE(r);
+  const std::string chunk(1000, 'x');
+  auto fill = [&](int events) {
+    for (int i = 0; i < events; ++i) r->data("1", i, Dir::client, chunk);
+    r->flush();
+  };
+  fill(2000);  // about 2 MB
+  auto [blocks, size] = allocated(rec);
+  CHECK(size > 2000 * 1000);
+  if (can_reserve) CHECK(blocks >= size + (16u << 20));  // reserved well ahead of the end
+  else WARN("this file system cannot reserve blocks (fallocate): only the closed file is checked");
+  // Log rotation: the file moved away gets its unused reservation back at the reopen.
+  std::filesystem::rename(rec, moved);
+  r->reopen();
+  std::tie(blocks, size) = allocated(moved);
+  CHECK(blocks < size + (1u << 20));
+  fill(500);
+  r->end("1");
+  r.reset();  // closed: nothing reserved past the end any more
+  std::tie(blocks, size) = allocated(rec);
+  CHECK(size > 500 * 1000);
+  CHECK(blocks < size + (1u << 20));
+  // Every event is in the files, whole.
+  const std::string a = slurp(moved), b = slurp(rec);
+  CHECK(std::count(a.begin(), a.end(), '\n') == 2001);  // meta + 2000 events
+  CHECK(std::count(b.begin(), b.end(), '\n') == 501);
+  std::filesystem::remove(rec);
+  std::filesystem::remove(moved);
 }
