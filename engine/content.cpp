@@ -181,8 +181,8 @@ std::size_t ContentScanner::fast_block(std::string_view rest, const TextHint* hi
     if (fh != TextIndex::npos && fh >= at && fh < at + pos) {
       any_high = true;
       high = fh - at;
-    } else if (fh < at && rep_.eight_bit.count == 0) {
-      // The event's first such octet came before this block (in commands): look here.
+    } else if (fh < at) {
+      // The event's first such octet came before this block: look here.
       for (std::size_t i = 0; i < pos; ++i)
         if (static_cast<unsigned char>(base[i]) >= 0x80) {
           any_high = true;

@@ -88,16 +88,18 @@ Recorder::~Recorder() {
 
 void Recorder::close_out(Out& o) {
   if (o.fd < 0) return;
-  if (o.reserved > 0) {
+  if (o.tried) {
     // The blocks past the end go back: truncating to the same length frees them (a
-    // SIGKILL leaves them reserved, never written).
+    // SIGKILL leaves them reserved, never written). Only when the file is as this
+    // recorder left it: another writer, or a copytruncate rotation, is not cut short.
     struct stat st {};
-    if (::fstat(o.fd, &st) == 0 && static_cast<std::uint64_t>(st.st_size) < o.reserved)
+    if (::fstat(o.fd, &st) == 0 && static_cast<std::uint64_t>(st.st_size) == o.size)
       (void)::ftruncate(o.fd, st.st_size);
   }
   ::close(o.fd);
   o.fd = -1;
   o.size = o.reserved = 0;
+  o.tried = false;
 }
 
 Recorder::Out* Recorder::out_for(std::string_view conn) {
@@ -127,6 +129,7 @@ void Recorder::flush_locked(Out& o) {
     if (::fstat(o.fd, &st) == 0) o.size = static_cast<std::uint64_t>(st.st_size);
     const std::uint64_t want = o.size + std::max<std::uint64_t>(kReserveStep, o.used);
     // Not every file system can (tmpfs can, some network ones cannot): then plain appends.
+    o.tried = true;
     if (::fallocate(o.fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(o.size), static_cast<off_t>(want - o.size)) == 0)
       o.reserved = want;
     else

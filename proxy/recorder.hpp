@@ -49,7 +49,7 @@ class Recorder {
     std::size_t used = 0;
     // Disk space reserved ahead of the writes (single-file mode): [0, reserved) of the
     // file has blocks, `size` is the file's length as of the last write.
-    bool prealloc = false;
+    bool prealloc = false, tried = false;  // tried: fallocate ran (it may have kept blocks)
     std::uint64_t size = 0, reserved = 0;
   };
   static void close_out(Out& o);  // gives back the unused reserved space, closes the file

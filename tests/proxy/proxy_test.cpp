@@ -336,7 +336,7 @@ TEST_CASE("a single-file recording reserves its blocks ahead while open and give
   {
     const int fd = ::open(rec.c_str(), O_WRONLY | O_CREAT, 0644);
     REQUIRE(fd >= 0);
-    can_reserve = ::fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 1 << 20) == 0;
+    can_reserve = ::fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 32 << 20) == 0;  // as much as the recorder
     ::close(fd);
     std::filesystem::remove(rec);
   }
