@@ -63,8 +63,7 @@ class Checker {
 
   void on(const SourceEvent& ev);
   // A data event without building a SourceEvent (the proxy's hot path): the same as
-  // on() with kind data.
-  // `ix`, when given, describes `bytes` (see TextIndex).
+  // on() with kind data. `ix`, when given, describes `bytes` (see TextIndex).
   void data(const std::string& conn, Dir dir, std::string_view bytes, Time t, const TextIndex* ix = nullptr);
   // Called for every finding as soon as the engine reports it (live output).
   void on_finding(std::function<void(const std::string& conn, const Finding&)> f) { on_finding_ = std::move(f); }

@@ -172,34 +172,24 @@ std::size_t ContentScanner::fast_block(std::string_view rest, const TextHint* hi
     pos += len;
   }
   if (pos == 0 && !eod) return 0;
-  // Where the first octet >= 0x80 of the block is, if the block has one and the report
-  // needs it (only the first occurrence is located; the count just says "some").
-  std::size_t high = std::string_view::npos;
+  // Octets >= 0x80 in the block: only the first occurrence is located, the count just
+  // says "some". The index knows the event's first one; if that came before this block,
+  // the block may still hold others.
   bool any_high = false;
+  std::size_t high = std::string_view::npos;  // the first one's position, when known
   if (hint) {
     const std::size_t fh = hint->ix->first_high;
-    if (fh != TextIndex::npos && fh >= at && fh < at + pos) {
-      any_high = true;
-      high = fh - at;
-    } else if (fh < at) {
-      // The event's first such octet came before this block: look here.
-      for (std::size_t i = 0; i < pos; ++i)
-        if (static_cast<unsigned char>(base[i]) >= 0x80) {
-          any_high = true;
-          high = i;
-          break;
-        }
-    }
+    any_high = fh != TextIndex::npos && fh < at + pos;
+    if (any_high && fh >= at) high = fh - at;
   } else {
     const simd::TextScan sc = simd::scan_text(base, pos);
     if (!sc.clean) return 0;
     any_high = sc.high;
-    if (sc.high && rep_.eight_bit.count == 0)
-      for (std::size_t i = 0; i < pos; ++i)
-        if (static_cast<unsigned char>(base[i]) >= 0x80) {
-          high = i;
-          break;
-        }
+  }
+  if (any_high && high == std::string_view::npos) {
+    high = static_cast<std::size_t>(
+        std::find_if(base, base + pos, [](char c) { return static_cast<unsigned char>(c) >= 0x80; }) - base);
+    any_high = high < pos;
   }
   if (any_high) {
     if (rep_.eight_bit.count == 0) rep_.eight_bit.add(off_ + high);

@@ -46,7 +46,8 @@ class ContentScanner {
   // Consumes content from the front of `in`; returns the bytes consumed. When the
   // end-of-data line was among them, report().complete is true and the bytes after it
   // are left in `in` for the command parser.
-  // With a hint (covering `in`), whole lines of plain text are taken from its index.
+  // With a hint that covers `in`, whole lines of plain text are taken from its index (a
+  // hint that does not cover `in` is ignored).
   std::size_t feed(std::string_view in, const TextHint* hint = nullptr);
   const ContentReport& report() const { return rep_; }
   // Content octets consumed so far.

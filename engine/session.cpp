@@ -153,7 +153,7 @@ void Session::Impl::on_client_bytes(std::string_view b) {
         if (await_buf.size() > kAwaitCap) decide_bdat(true);
         return;
       case CMode::content: {
-        const std::size_t n = content.feed(b, hint.covers(b.data(), b.size()) ? &hint : nullptr);
+        const std::size_t n = content.feed(b, &hint);  // it uses the hint only where it covers b
         if (opt.redaction) redact_range(coff, coff + n);
         coff += n;
         b.remove_prefix(n);

@@ -30,12 +30,15 @@ bool write_all(int fd, std::string_view s) {
   return true;
 }
 
-// Opens a recording for appending; a new (empty) file starts with the meta line, so that
-// every file, rotated ones too, says which lockstep wrote it.
-int open_recording(const std::string& p) {
+// Opens a recording for appending and writes the meta line: always when lockstep starts
+// (it marks the run in a file it appends to), otherwise into a new (empty) file only, so
+// that every file, rotated ones too, says which lockstep wrote it.
+enum class Meta : bool { if_new, always };
+int open_recording(const std::string& p, Meta meta) {
   const int fd = open_append(p);
   struct stat st {};
-  if (fd >= 0 && ::fstat(fd, &st) == 0 && st.st_size == 0) write_all(fd, jsonl_meta(0, LOCKSTEP_VERSION));
+  if (fd >= 0 && (meta == Meta::always || (::fstat(fd, &st) == 0 && st.st_size == 0)))
+    write_all(fd, jsonl_meta(0, LOCKSTEP_VERSION));
   return fd;
 }
 
@@ -70,13 +73,12 @@ std::unique_ptr<Recorder> Recorder::open(const std::string& path, std::string& e
     ::unlink(probe.c_str());
     return r;
   }
-  r->main_.fd = open_append(path);
+  r->main_.fd = open_recording(path, Meta::always);
   if (r->main_.fd < 0) {
     error = fmt::format("cannot open the recording {}: {}", path, std::strerror(errno));
     return nullptr;
   }
   r->main_.prealloc = true;
-  write_all(r->main_.fd, jsonl_meta(0, LOCKSTEP_VERSION));
   return r;
 }
 
@@ -106,12 +108,11 @@ Recorder::Out* Recorder::out_for(std::string_view conn) {
   if (!per_connection_) return &main_;
   auto it = files_.find(conn);
   if (it != files_.end()) return &it->second;
-  const int fd = open_append(fmt::format("{}/conn-{}.jsonl", path_, safe_name(conn)));
+  const int fd = open_recording(fmt::format("{}/conn-{}.jsonl", path_, safe_name(conn)), Meta::always);
   if (fd < 0) {
     if (error_.empty()) error_ = fmt::format("cannot open a recording in {}: {}", path_, std::strerror(errno));
     return nullptr;
   }
-  write_all(fd, jsonl_meta(0, LOCKSTEP_VERSION));
   Out& o = files_[std::string(conn)];
   o.fd = fd;
   return &o;
@@ -212,11 +213,11 @@ void Recorder::reopen() {
   if (per_connection_) {
     for (auto& [k, o] : files_) {
       close_out(o);
-      o.fd = open_recording(fmt::format("{}/conn-{}.jsonl", path_, safe_name(k)));
+      o.fd = open_recording(fmt::format("{}/conn-{}.jsonl", path_, safe_name(k)), Meta::if_new);
     }
     return;
   }
-  const int fd = open_recording(path_);
+  const int fd = open_recording(path_, Meta::if_new);
   if (fd < 0) {
     if (error_.empty()) error_ = fmt::format("cannot reopen the recording {}: {}", path_, std::strerror(errno));
     return;

@@ -345,3 +345,28 @@ TEST_CASE("content checked through the text index gives the same findings as wit
     if (round % 2 == 1 && round < 40) CHECK_FALSE(without.empty());
   }
 }
+
+TEST_CASE("the content scanner with an index whose first 8-bit octet lies before the content", "[import][jsonl][index]") {
+  // One event of commands and content (a source without order may join them): the
+  // index's first octet >= 0x80 is in the command, so the content is searched itself.
+  for (const std::string content : {"plain\r\nd\xe9j\xe0\r\n.\r\n", "plain\r\nonly\r\n.\r\n"}) {
+    const std::string event = "MAIL FROM:<caf\xe9@x>\r\n" + content;
+    TextIndex ix;
+    CHECK(parse_data(jsonl_data(1, "1", Dir::client, event), ix) == event);
+    REQUIRE(ix.text);
+    REQUIRE(ix.first_high == 14);
+    const std::size_t at = event.size() - content.size();
+    const TextHint hint{event.data(), event.size(), &ix};
+    ContentScanner with, without;
+    with.start(1000);
+    without.start(1000);
+    CHECK(with.feed(std::string_view(event).substr(at), &hint) == content.size());
+    CHECK(without.feed(std::string_view(event).substr(at)) == content.size());
+    INFO(content);
+    CHECK(with.report().complete);
+    CHECK(with.report().eight_bit.count == without.report().eight_bit.count);
+    CHECK(with.report().eight_bit.first_offset == without.report().eight_bit.first_offset);
+    CHECK((with.report().eight_bit.count > 0) == (content.find('\xe9') != std::string::npos));
+    if (with.report().eight_bit.count) CHECK(with.report().eight_bit.first_offset == 1000 + 8);
+  }
+}
