@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Throughput of `lockstep check` on a large synthetic recording, measured against
-# `wc -l` and `grep -c '^250'` on the same file in the same run. The machine this
+# `wc -l` and `grep -c '^250'` on the same file in the same run, and against
+# jsonl_floor (bench/jsonl_floor.c, built here with cc when there is one): the least any
+# JSON Lines reader must do, finding every quote, backslash and line end. The machine this
 # runs on may be shared and noisy, so the numbers that matter are the ratios
 # (medians over interleaved rounds), not the absolute MB/s.
 #
@@ -30,7 +32,7 @@ while [[ $# -gt 0 ]]; do
     --seed) seed=$2; shift 2 ;;
     --keep) keep=1; shift ;;
     --perf) doperf=1; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -46,7 +48,7 @@ cleanup() {  # the recording goes; the small result files stay in $dir
 }
 trap cleanup EXIT
 
-export LC_ALL=C  # the same byte-oriented locale for all three tools
+export LC_ALL=C  # the same byte-oriented locale for every tool
 
 if [[ -s $file ]]; then
   echo "reusing $file" >&2
@@ -100,19 +102,25 @@ run() {
     "$round" "$name" "$wall" "$(awk -v u="$user" -v s="$sys" 'BEGIN{print u+s}')" "$rss" "$rc" >&2
 }
 
+floor_bin="$dir/jsonl_floor"
+tools=(wc grep lockstep)
+if command -v cc > /dev/null &&
+   { cc -O2 -march=native -o "$floor_bin" "$here/jsonl_floor.c" 2> /dev/null || cc -O2 -o "$floor_bin" "$here/jsonl_floor.c"; }; then
+  tools+=(floor)
+else
+  echo "no C compiler: the jsonl_floor row is left out" >&2
+fi
 echo "file: $file ($mb MB, $(wc -l < "$file") lines); $rounds rounds" >&2
 for ((r = 1; r <= rounds; r++)); do
   # Rotate the order each round so no tool always runs first after a pause.
-  case $((r % 3)) in
-    1) order="wc grep lockstep" ;;
-    2) order="grep lockstep wc" ;;
-    0) order="lockstep wc grep" ;;
-  esac
-  for tool in $order; do
+  order=()
+  for ((i = 0; i < ${#tools[@]}; i++)); do order+=("${tools[(i + r) % ${#tools[@]}]}"); done
+  for tool in "${order[@]}"; do
     case $tool in
       wc) run wc "$r" wc -l "$file" ;;
       grep) run grep "$r" grep -c '^250' "$file" ;;
       lockstep) run lockstep-json "$r" "$bin" check --ladder none --format json "$file" ;;
+      floor) run floor "$r" "$floor_bin" "$file" ;;
     esac
   done
 done
@@ -153,7 +161,7 @@ report=$(awk -F'\t' -v bytes="$bytes" -v rounds="$rounds" '
     printf "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     for (i = 1; i <= nt; i++) {
       k = order[i]
-      name = k == "wc" ? "`wc -l`" : k == "grep" ? "`grep -c '\''^250'\''`" : k == "lockstep-json" ? "`lockstep check --format json`" : "`lockstep check --format text`"
+      name = k == "wc" ? "`wc -l`" : k == "grep" ? "`grep -c '\''^250'\''`" : k == "lockstep-json" ? "`lockstep check --format json`" : k == "floor" ? "`jsonl_floor` (find quotes, backslashes, LFs)" : "`lockstep check --format text`"
       vg = mw["grep"] > 0 ? sprintf("%.2fx", mw[k] / mw["grep"]) : "n/a"; vw = mw["wc"] > 0 ? sprintf("%.2fx", mw[k] / mw["wc"]) : "n/a"
       if (k == "lockstep-json") { vg = sprintf("**%.2fx**", mrg); vw = sprintf("**%.2fx**", mrw) }
       printf "| %s | %d | %.3f | %.3f | %.0f | %.0f | %s | %s | %.1f MB |\n", name, n[k], mw[k], mc[k],

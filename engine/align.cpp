@@ -213,7 +213,7 @@ void Session::Impl::commit_surplus(const std::shared_ptr<const Reply>& r, bool f
           fmt::format("lockstep breaks here: '{}' is the extra reply. A client that counts replies pairs it with "
                       "{} and from then on takes every reply as the answer to the command after the one it "
                       "belongs to: each later reply arrives one step late",
-                      r->summary(60), cur ? cur->label : std::string("its next command")));
+                      r->summary(60), cur ? cur->label() : std::string("its next command")));
       n.cause = root;
     } else {
       rootf->cause = root;
@@ -232,35 +232,35 @@ void Session::Impl::commit_missing(Slot& s, bool first_edit) {
     f = &find("LMTP-4.3-BDAT-LAST-PER-RCPT", Dir::server,
               fmt::format("the server never sent the reply for {}: BDAT LAST owes one reply per accepted recipient "
                           "({} here) (RFC 2033 §4.3)",
-                          s.label, s.n));
+                          s.label(), s.n));
   } else if (s.kind == SlotKind::end_of_data) {
     f = &find("LMTP-4.2-PER-RCPT-REPLIES", Dir::server,
               fmt::format("the server never sent the reply for {}: after end of data it owes one reply per "
                           "accepted recipient ({} here) (RFC 2033 §4.2)",
-                          s.label, s.n));
+                          s.label(), s.n));
     Finding& g = find("DESYNC-3-PER-RCPT-COUNT", Dir::server,
-                      fmt::format("fewer per-recipient replies than accepted recipients: {} got none", s.label));
+                      fmt::format("fewer per-recipient replies than accepted recipients: {} got none", s.label()));
     g.proof = Proof::count;
     g.cause = f->id;
   } else {
     f = &find("SMTP-4.2-ONE-REPLY-PER-COMMAND", Dir::server,
               fmt::format("the server never answered {}: every command gets exactly one reply (RFC 5321 §4.2)",
-                          s.label));
+                          s.label()));
     // Later commands were answered, so the server dropped this one's input.
     Finding& g = find("PIPE-3.2-NO-INPUT-FLUSH", Dir::server,
                       fmt::format("{} got no reply while later commands did: the server lost pipelined input "
                                   "(RFC 2920 §3.2 (9))",
-                                  s.label));
+                                  s.label()));
     g.cause = f->id;
     if (s.verb() == Verb::bdat) {
       Finding& h = find("CHUNK-2-DISCARD-PIPELINED-CHUNKS", Dir::server,
                         fmt::format("{} got no reply: every pipelined BDAT gets one, even after a failed one "
                                     "(RFC 3030 §2)",
-                                    s.label));
+                                    s.label()));
       h.cause = f->id;
     }
   }
-  f->command = s.label;
+  f->command = s.label();
   f->proof = Proof::count;
   if (s.cmd) {
     f->offset = s.cmd->offset;
@@ -273,7 +273,7 @@ void Session::Impl::commit_missing(Slot& s, bool first_edit) {
                       fmt::format("lockstep breaks here: the reply for {} is missing, so a client that counts "
                                   "replies takes every later reply as the answer to the command before the one "
                                   "it belongs to",
-                                  s.label));
+                                  s.label()));
     n.cause = root;
   } else if (root) {
     f->cause = root;

@@ -76,7 +76,7 @@ void Session::Impl::check_pipelining(const Command& c) {
     Finding& f = find_cmd(group_end_rule(s), c,
                           fmt::format("'{}' was sent before the reply to {} arrived; {} must be the last command "
                                       "of a pipelined group (RFC 2920 §3.1)",
-                                      c.label(), s.label, to_string(s.verb())));
+                                      c.label(), s.label(), to_string(s.verb())));
     if (s.verb() == Verb::help) f.severity = Severity::note;
     return;
   }
@@ -84,7 +84,7 @@ void Session::Impl::check_pipelining(const Command& c) {
     find_cmd("SMTP-4.3.1-WAIT-FOR-REPLY", c,
              fmt::format("'{}' was sent while {} was unanswered, but the server did not advertise PIPELINING "
                          "(RFC 5321 §4.3.1)",
-                         c.label(), slot(client_next).label));
+                         c.label(), slot(client_next).label()));
     find_cmd("PIPE-3-ONLY-AFTER-ADVERTISED", c, "pipelining without PIPELINING in the LHLO reply (RFC 2920 §3)");
   }
 }

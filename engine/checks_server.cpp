@@ -113,7 +113,7 @@ void Session::Impl::check_capabilities(const Reply& r) {
 
 void Session::Impl::commit_pair(Slot& s, const std::shared_ptr<const Reply>& rp) {
   const Reply& r = *rp;
-  if (opt.trace) events.emplace_back(PairEvent{false, r.index, s.label, r.summary(80)});
+  if (opt.trace) events.emplace_back(PairEvent{false, r.index, s.label(), r.summary(80)});
   const State before = st;
   check_pair(s, r, before);
 
@@ -212,10 +212,10 @@ void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
     else if ((v == Verb::helo || v == Verb::ehlo) && cls == 2) specific = "LMTP-4.1-HELO-EHLO-NOT-2XX";
     const std::string why(why_impossible(s.kind, v, code));
     if (!specific.empty())
-      find_reply(specific, r, fmt::format("{} got '{}': {}", s.label, r.summary(60), why), &s);
+      find_reply(specific, r, fmt::format("{} got '{}': {}", s.label(), r.summary(60), why), &s);
     if (code > 0)
       find_reply("SMTP-4.3.1-SEQUENCE-PRESERVED", r,
-                 fmt::format("{} got '{}', which contradicts the command/reply sequence: {}", s.label,
+                 fmt::format("{} got '{}', which contradicts the command/reply sequence: {}", s.label(),
                              r.summary(60), why),
                  &s);
   } else if (cmd && ((v == Verb::rset && code != 250) || (v == Verb::noop && code != 250) ||
@@ -224,12 +224,12 @@ void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
     const std::string_view rid = v == Verb::rset ? "SMTP-4.1.1.5-RSET-250"
                                  : v == Verb::noop ? "SMTP-4.1.1.9-NOOP-250"
                                                    : "SMTP-4.1.1.10-QUIT-221";
-    find_reply(rid, r, fmt::format("{} got {}: {} (or 421 when shutting down)", s.label, code,
+    find_reply(rid, r, fmt::format("{} got {}: {} (or 421 when shutting down)", s.label(), code,
                                    why_impossible(s.kind, v, code)),
                &s);
   } else if (f == Fit::unlisted) {
     find_reply("SMTP-4.3.2-REPLY-IN-TABLE", r,
-               fmt::format("{} got {}, a code RFC 5321 §4.3.2 does not list for it", s.label, code), &s)
+               fmt::format("{} got {}, a code RFC 5321 §4.3.2 does not list for it", s.label(), code), &s)
         .severity = Severity::warning;
   }
 
@@ -271,7 +271,7 @@ void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
     find_reply("SMTP-4.1.1.10-QUIT-221", r,
                fmt::format("the server answered {} after its 221 to QUIT; after the 221 it closes the connection "
                            "(RFC 5321 §4.1.1.10)",
-                           s.label),
+                           s.label()),
                &s);
   // Non-ASCII reply text: allowed only for 251/551 after MAIL ... SMTPUTF8 and for
   // VRFY/EXPN with SMTPUTF8 (RFC 6531 §3.7.4).
@@ -320,7 +320,7 @@ void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
       const std::string_view named = t.substr(lt + 1, gt - lt - 1);
       if (named.find('@') != std::string_view::npos && !iequals(named, s.rcpt))
         find_reply("LMTP-4.2-PER-RCPT-ORDER", r,
-                   fmt::format("{} names <{}>, but reply {} belongs to <{}> (RFC 2033 §4.2: in RCPT order)", s.label,
+                   fmt::format("{} names <{}>, but reply {} belongs to <{}> (RFC 2033 §4.2: in RCPT order)", s.label(),
                                escape_bytes(named, 60), s.k, s.rcpt),
                    &s)
             .severity = Severity::warning;

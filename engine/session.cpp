@@ -50,9 +50,23 @@ Session::Impl::Impl(SessionOptions o) : opt(o) {
   } else {
     Slot g;
     g.kind = SlotKind::greeting;
-    g.label = "greeting";
     push_slot(std::move(g));
   }
+}
+
+std::string Slot::label() const {
+  switch (kind) {
+    case SlotKind::greeting:
+      return "greeting";
+    case SlotKind::end_of_data:
+    case SlotKind::bdat_last: {
+      const std::string_view what = kind == SlotKind::end_of_data ? "end of data" : "BDAT LAST";
+      return n == 1 ? fmt::format("{} (<{}>)", what, rcpt) : fmt::format("{} (reply {}/{}, <{}>)", what, k, n, rcpt);
+    }
+    case SlotKind::command:
+      break;
+  }
+  return cmd ? cmd->label() : std::string("command");
 }
 
 void Session::Impl::push_slot(Slot s) {
@@ -88,7 +102,7 @@ Finding& Session::Impl::find_reply(std::string_view rule_id, const Reply& r, std
   f.located = true;
   f.bytes = escape_bytes(r.lines.empty() ? std::string_view{} : std::string_view(r.lines[0]));
   f.time = r.time;
-  if (s) f.command = s->label;
+  if (s) f.command = s->label();
   return f;
 }
 
@@ -253,7 +267,6 @@ void Session::Impl::on_bdat_reply(int code) {
   }
   Slot s;
   s.cmd = cmd;
-  s.label = cmd->label();
   push_slot(std::move(s));
   if (cmd->bdat_last) {  // the transaction is still open on the server
     c_rcpts = std::move(bdat_saved_rcpts);
@@ -340,7 +353,7 @@ void Session::Impl::on_client_line(const Line& line) {
 
 // One slot per accepted recipient of the client's transaction, in RCPT order
 // (RFC 2033 §4.2, §4.3), each a copy of `proto` naming its recipient.
-void Session::Impl::push_rcpt_block(const Slot& proto, std::string_view what) {
+void Session::Impl::push_rcpt_block(const Slot& proto) {
   const auto n = static_cast<std::uint32_t>(c_rcpts.size());
   for (std::uint32_t k = 1; k <= n; ++k) {
     Slot s = proto;
@@ -348,7 +361,6 @@ void Session::Impl::push_rcpt_block(const Slot& proto, std::string_view what) {
     s.n = n;
     s.last = k == n;
     s.rcpt = c_rcpts[k - 1];
-    s.label = n == 1 ? fmt::format("{} (<{}>)", what, s.rcpt) : fmt::format("{} (reply {}/{}, <{}>)", what, k, n, s.rcpt);
     push_slot(std::move(s));
   }
 }
@@ -390,11 +402,10 @@ void Session::Impl::make_slots(const std::shared_ptr<const Command>& cmd) {
     Slot proto;
     proto.kind = SlotKind::bdat_last;
     proto.cmd = cmd;
-    push_rcpt_block(proto, "BDAT LAST");
+    push_rcpt_block(proto);
     if (n == 0) {  // refused BDAT LAST outside a transaction: one reply (ambiguous spec)
       Slot s;
       s.cmd = cmd;
-      s.label = cmd->label();
       push_slot(std::move(s));
     }
     c_last_bdat_done = true;
@@ -406,7 +417,6 @@ void Session::Impl::make_slots(const std::shared_ptr<const Command>& cmd) {
   }
   Slot s;
   s.cmd = cmd;
-  s.label = cmd->label();
   if (cmd->verb == Verb::rcpt) ++c_rcpt_unpaired;
   const bool ends_group = !group_end_rule(s).empty();
   push_slot(std::move(s));
@@ -440,7 +450,7 @@ void Session::Impl::on_end_of_data() {
   proto.content_size = rep.size;
   proto.time = now;
   proto.content_bare = rep.bare_lf.count + rep.bare_cr.count > 0;
-  push_rcpt_block(proto, "end of data");
+  push_rcpt_block(proto);
   c_rcpts.clear();
   c_txn = Txn::none;
   cmode = CMode::command;
@@ -547,7 +557,7 @@ Session::Impl::Rec& Session::Impl::rec(std::uint64_t reply) {
 
 void Session::Impl::client_pair(Slot& s, const std::shared_ptr<const Reply>& r) {
   if (opt.trace) {
-    PairEvent pe{true, r->index, s.label, r->summary(80)};
+    PairEvent pe{true, r->index, s.label(), r->summary(80)};
     pe.kind = s.kind;
     pe.verb = s.verb();
     if (s.cmd) pe.command = s.cmd->index;
@@ -617,8 +627,8 @@ void Session::Impl::resolve(std::uint64_t reply) {
     MispairEvent m;
     m.reply_index = r.index;
     m.reply = r.summary(80);
-    if (x.cslot >= 0 && static_cast<std::uint64_t>(x.cslot) >= slot_base) m.client_slot = slot(static_cast<std::uint64_t>(x.cslot)).label;
-    if (x.tslot >= 0 && static_cast<std::uint64_t>(x.tslot) >= slot_base) m.true_slot = slot(static_cast<std::uint64_t>(x.tslot)).label;
+    if (x.cslot >= 0 && static_cast<std::uint64_t>(x.cslot) >= slot_base) m.client_slot = slot(static_cast<std::uint64_t>(x.cslot)).label();
+    if (x.tslot >= 0 && static_cast<std::uint64_t>(x.tslot) >= slot_base) m.true_slot = slot(static_cast<std::uint64_t>(x.tslot)).label();
     if (x.cslot < 0)
       m.text = fmt::format("{} (meant for {}) is never read: the client sent no further command", what,
                            m.true_slot.empty() ? "no command" : m.true_slot);
@@ -643,7 +653,7 @@ void Session::Impl::resolve(std::uint64_t reply) {
           Fit::impossible) {
         Finding& f = find_reply(
             "DESYNC-2-IMPOSSIBLE-CODE", r,
-            fmt::format("the client pairs {} with {}, but {}: lockstep is broken{}", what, cs.label,
+            fmt::format("the client pairs {} with {}, but {}: lockstep is broken{}", what, cs.label(),
                         why_impossible(cs.kind, cs.verb(), r.code),
                         root ? fmt::format(" (consequence of finding #{})", root) : std::string()),
             &cs);
@@ -654,7 +664,7 @@ void Session::Impl::resolve(std::uint64_t reply) {
       if (ts && hint_mismatch(cs.kind, cs.verb(), r) && !hint_mismatch(ts->kind, ts->verb(), r))
         find_reply("DESYNC-6-HINTS", r,
                    fmt::format("its enhanced code {} fits {}, not {}", r.enhanced ? r.enhanced->str() : std::string("?"),
-                               ts->label, cs.label),
+                               ts->label(), cs.label()),
                    &cs);
       // What the client does with the mispaired reply (DESYNC-8).
       std::string action;
@@ -667,9 +677,9 @@ void Session::Impl::resolve(std::uint64_t reply) {
         action = fmt::format("counts <{}> as {}", cs.cmd->path, r.code / 100 == 2 ? "accepted" : "refused");
       if (!action.empty()) {
         Finding& f = find_reply("DESYNC-8-CLIENT-ACTIONS", r,
-                                fmt::format("the client acts on '{}' as the reply to {}: it {}{}", r.summary(60), cs.label,
+                                fmt::format("the client acts on '{}' as the reply to {}: it {}{}", r.summary(60), cs.label(),
                                             action,
-                                            ts ? fmt::format(", while the server meant it for {}", ts->label)
+                                            ts ? fmt::format(", while the server meant it for {}", ts->label())
                                                : std::string(", though it answers nothing")),
                                 &cs);
         f.cause = root;
@@ -703,7 +713,7 @@ void Session::Impl::close(Dir d, Time t) {
         find("SMTP-4.5.3.2-CLIENT-TIMEOUTS", Dir::client,
              fmt::format("the client gave up after {:.1f} s waiting for the reply to {}; RFC 5321 §4.5.3.2 asks for "
                          "at least {} minutes",
-                         static_cast<double>(t - since) / 1e6, w.label, minimum / 60000000))
+                         static_cast<double>(t - since) / 1e6, w.label(), minimum / 60000000))
             .severity = Severity::warning;
     }
     if (!quit_sent && !server_closed && !last_was_final && st != State::tls)
@@ -791,7 +801,7 @@ void Session::Impl::finish(bool capture_ended) {
                       fmt::format("the connection ended with {} repl{} for {} expected: {} still owed (the first for "
                                   "{})",
                                   replies, replies == 1 ? "y" : "ies", due, due - replies,
-                                  first < nslots ? slot(first).label : std::string("the last command")));
+                                  first < nslots ? slot(first).label() : std::string("the last command")));
     f.proof = Proof::accounting;
     if (owed_rcpt > 0) {
       Finding& g = find("LMTP-5-PARTIAL-REPLIES", Dir::client,
@@ -861,8 +871,8 @@ void Session::timeout(Time t) {
                       fmt::format("the client sent everything and waited{} for the reply to {}, which never came: "
                                   "a server must send pending replies when its input is empty (RFC 2920 §3.2 (7))",
                                   since > 0 ? fmt::format(" {:.1f} s", static_cast<double>(t - since) / 1e6) : "",
-                                  w.label));
-  f.command = w.label;
+                                  w.label()));
+  f.command = w.label();
 }
 
 namespace {

@@ -53,8 +53,10 @@ struct Slot {
   std::uint64_t content_size = 0;      // RFC 1870 size of the content it closes
   bool content_bare = false;           // that content held a bare CR or LF
   Time time = 0;                       // when the end of data was sent
-  std::string label;
   Verb verb() const { return cmd ? cmd->verb : Verb::unknown; }
+  // How findings and the ladder name it: "greeting", the command line, or "end of data
+  // (reply 2/3, <rcpt>)". Built when asked for: most slots are never named.
+  std::string label() const;
 };
 
 class Session {

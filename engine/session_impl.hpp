@@ -123,7 +123,7 @@ struct Session::Impl {
   void on_end_of_data();
   void make_slots(const std::shared_ptr<const Command>& cmd);
   void materialize();
-  void push_rcpt_block(const Slot& proto, std::string_view what);
+  void push_rcpt_block(const Slot& proto);
   void decide_data(bool accepted);
   void decide_bdat(bool consumed);
   void on_bdat_reply(int code);
