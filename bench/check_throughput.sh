@@ -57,7 +57,7 @@ else
   python3 "$here/gen_recording.py" --size "$size" --seed "$seed" --out "$file.part"
   mv "$file.part" "$file"
 fi
-bytes=$(stat -c %s "$file")
+bytes=$(stat -L -c %s "$file")
 mb=$(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1e6 }')
 
 # Into the page cache, and a check that it stays there (enough free memory).
