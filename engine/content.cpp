@@ -256,9 +256,11 @@ std::size_t ContentScanner::feed(std::string_view in, const TextHint* hint) {
     // A CR anywhere but right before the line's LF (or at the end of an unfinished piece).
     const std::size_t body = ends_line ? (n >= 2 ? n - 2 : 0) : (n >= 1 ? n - 1 : 0);
     const char* crp = static_cast<const char*>(std::memchr(piece.data(), '\r', body));
-    bool bare_cr = crp != nullptr;
-    if (pending_cr_ && piece.front() != '\n') bare_cr = true;
-    if (bare_cr) rep_.bare_cr.add(crp ? piece_off + static_cast<std::uint64_t>(crp - piece.data()) : pending_cr_off_);
+    // A CR held from the previous piece comes first: it is the one located.
+    const bool pending_bare = pending_cr_ && piece.front() != '\n';
+    const bool bare_cr = pending_bare || crp != nullptr;
+    if (bare_cr)
+      rep_.bare_cr.add(pending_bare ? pending_cr_off_ : piece_off + static_cast<std::uint64_t>(crp - piece.data()));
 
     const bool clean = !pending_cr_ && (hist_[3] == crlf || hist_[3] == other);
     const bool suspicious = !clean || bare_cr || sc.nul || (ends_line && !crlf_end) || !prev_crlf_ ||

@@ -274,6 +274,19 @@ TEST_CASE("bare CR, bare LF, NUL, 8-bit octets, long lines and unstuffed dots ar
   CHECK(c.max_line == 1202);
 }
 
+TEST_CASE("the first bare CR is located the same wherever the content is cut", "[parser][content]") {
+  // "From" CR "." CR "x": both CRs are bare; a cut right after the first one holds it
+  // undecided while the next piece brings the second.
+  const std::string data = "a\r\nFrom\r.\rnder\r\nb\rc\r\n.\r\n";
+  const std::uint64_t first = 100 + data.find('\r', 3);  // scan() starts at offset 100
+  for (std::size_t cut = 0; cut <= data.size(); ++cut) {
+    INFO("cut at " << cut);
+    const ContentReport c = scan({data.substr(0, cut), data.substr(cut)});
+    CHECK(c.complete);
+    CHECK(c.bare_cr.first_offset == first);
+  }
+}
+
 TEST_CASE("content that never ends is scanned in constant memory", "[parser][content][limits]") {
   ContentScanner s;
   s.start(0);
