@@ -646,6 +646,7 @@ void Session::Impl::resolve(std::uint64_t reply) {
     ++mispairs;
     events.emplace_back(m);
     // What the client experiences: a code impossible for the command it pairs it with.
+    // (m.client_slot and m.true_slot name cs and ts below.)
     if (x.cslot >= 0 && static_cast<std::uint64_t>(x.cslot) >= slot_base) {
       const Slot& cs = slot(static_cast<std::uint64_t>(x.cslot));
       if (fit(cs.kind, cs.verb(), r.code, cs.cmd && !cs.cmd->verb_text.empty() &&
@@ -653,7 +654,7 @@ void Session::Impl::resolve(std::uint64_t reply) {
           Fit::impossible) {
         Finding& f = find_reply(
             "DESYNC-2-IMPOSSIBLE-CODE", r,
-            fmt::format("the client pairs {} with {}, but {}: lockstep is broken{}", what, cs.label(),
+            fmt::format("the client pairs {} with {}, but {}: lockstep is broken{}", what, m.client_slot,
                         why_impossible(cs.kind, cs.verb(), r.code),
                         root ? fmt::format(" (consequence of finding #{})", root) : std::string()),
             &cs);
@@ -664,7 +665,7 @@ void Session::Impl::resolve(std::uint64_t reply) {
       if (ts && hint_mismatch(cs.kind, cs.verb(), r) && !hint_mismatch(ts->kind, ts->verb(), r))
         find_reply("DESYNC-6-HINTS", r,
                    fmt::format("its enhanced code {} fits {}, not {}", r.enhanced ? r.enhanced->str() : std::string("?"),
-                               ts->label(), cs.label()),
+                               m.true_slot, m.client_slot),
                    &cs);
       // What the client does with the mispaired reply (DESYNC-8).
       std::string action;
@@ -677,9 +678,9 @@ void Session::Impl::resolve(std::uint64_t reply) {
         action = fmt::format("counts <{}> as {}", cs.cmd->path, r.code / 100 == 2 ? "accepted" : "refused");
       if (!action.empty()) {
         Finding& f = find_reply("DESYNC-8-CLIENT-ACTIONS", r,
-                                fmt::format("the client acts on '{}' as the reply to {}: it {}{}", r.summary(60), cs.label(),
+                                fmt::format("the client acts on '{}' as the reply to {}: it {}{}", r.summary(60), m.client_slot,
                                             action,
-                                            ts ? fmt::format(", while the server meant it for {}", ts->label())
+                                            ts ? fmt::format(", while the server meant it for {}", m.true_slot)
                                                : std::string(", though it answers nothing")),
                                 &cs);
         f.cause = root;

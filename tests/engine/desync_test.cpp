@@ -1,5 +1,7 @@
 // Desynchronisation: the reply that broke lockstep, the realignment, and the story of
 // what the client will mistake each later reply for.
+#include <algorithm>
+
 #include <catch2/catch.hpp>
 
 #include "tests/support/script.hpp"
@@ -47,6 +49,21 @@ TEST_CASE("Cyrus lockers incident: a stray 3xx after end of data breaks lockstep
   bool data_line = false;
   for (const auto& n : r.narrative) data_line = data_line || n == "DATA will receive '250 2.1.5 ok', meant for RCPT TO:<d@example.net>";
   CHECK(data_line);
+  // The findings name the slots: the one the client pairs the reply with, and the one
+  // the server meant it for.
+  std::vector<std::string> d2, d8;
+  for (const auto& f : r.findings) {
+    if (f.rule->id == std::string_view("DESYNC-2-IMPOSSIBLE-CODE")) d2.push_back(f.explanation);
+    if (f.rule->id == std::string_view("DESYNC-8-CLIENT-ACTIONS")) d8.push_back(f.explanation);
+  }
+  REQUIRE_FALSE(d2.empty());
+  CHECK(d2[0].rfind("the client pairs '350 lockers' with end of data (<b@example.net>), but ", 0) == 0);
+  CHECK(std::find(d8.begin(), d8.end(),
+                  "the client acts on '350 lockers' as the reply to end of data (<b@example.net>): it records the "
+                  "delivery to <b@example.net> as failed, though it answers nothing") != d8.end());
+  CHECK(std::find(d8.begin(), d8.end(),
+                  "the client acts on '250 2.1.5 ok' as the reply to DATA: it does not send its message content "
+                  "and gives up the transaction, while the server meant it for RCPT TO:<d@example.net>") != d8.end());
   CHECK(r.desynced);
 }
 

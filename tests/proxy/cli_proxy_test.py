@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import queue
-import random
 import select
 import shutil
 import signal
