@@ -5,6 +5,7 @@
 #include <array>
 #include <cstring>
 
+#include "engine/jsonl_fast.hpp"
 #include "engine/simd.hpp"
 
 namespace lockstep {
@@ -156,14 +157,16 @@ struct Parser {
     if (i >= s.size() || s[i] != '"') return fail("expected a string");
     ++i;
     const std::size_t base = out.size();
-    out.resize(base + (s.size() - i) + 16);  // room for whole 16-byte stores
+    out.resize(base + (s.size() - i) + 64);  // room for whole 64-byte stores
     char* const w0 = out.data() + base;
     char* w = w0;
     const char* p = s.data() + i;
     const char* const end = s.data() + s.size();
+    bool use_wide = false;  // the AVX-512 decoder takes the common stretches
     if constexpr (Indexed) {
       ix->reset();
       ix->text = true;
+      use_wide = detail::wide_decode_enabled();
     }
     // An octet below 0x20 or from 0x80 up, written at w (the indexed decoder only).
     auto note = [&](unsigned char c) {
@@ -178,6 +181,7 @@ struct Parser {
       }
     };
     for (;;) {
+      if (use_wide) p = detail::decode_wide(p, end, w, w0, ix);
       if constexpr (Indexed) p = simd::copy_until_quote_backslash_or_control(p, end, w);
       else p = simd::copy_until_quote_or_backslash(p, end, w);
       if (p >= end) {

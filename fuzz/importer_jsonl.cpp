@@ -1,6 +1,50 @@
-// The jsonl importer and the checker behind it (see fuzz/importer.hpp).
+// The jsonl importer and the checker behind it (see fuzz/importer.hpp). Each line is
+// also parsed with the wide (AVX-512) decoder and the byte-wise one, which must agree on
+// the octets, the error and the text index.
+#include <string_view>
+
+#include "engine/jsonl.hpp"
+#include "engine/jsonl_fast.hpp"
 #include "fuzz/importer.hpp"
 
+namespace {
+struct Parsed {
+  bool ok = false;
+  std::string error, data;
+  bool text = false;
+  std::vector<std::uint32_t> lf;
+  std::size_t first_high = 0;
+  bool operator==(const Parsed&) const = default;
+};
+
+Parsed parse(std::string_view line, bool wide) {
+  lockstep::detail::enable_wide_decode(wide);
+  std::vector<lockstep::JsonField> fields;
+  std::size_t n = 0;
+  lockstep::TextIndex ix;
+  Parsed r;
+  r.ok = lockstep::parse_json_object(line, fields, n, r.error, &ix);
+  lockstep::detail::enable_wide_decode(true);
+  for (std::size_t i = 0; i < n; ++i)
+    if (fields[i].key == "data") r.data = fields[i].value.str;
+  r.text = ix.valid && ix.text;  // the line ends mean something only then
+  if (r.text) r.lf = ix.lf;
+  r.first_high = ix.first_high;
+  return r;
+}
+}  // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string_view all(reinterpret_cast<const char*>(data), size);
+  for (std::size_t at = 0; at < all.size();) {
+    std::size_t end = all.find('\n', at);
+    if (end == std::string_view::npos) end = all.size();
+    const std::string_view line = all.substr(at, end - at);
+    if (!(parse(line, true) == parse(line, false))) {
+      std::fprintf(stderr, "the wide and byte-wise decoders differ on a line of %zu octets\n", line.size());
+      std::abort();
+    }
+    at = end + 1;
+  }
   return lockstep::fuzz::import(data, size, [](auto reader) { return lockstep::make_jsonl_source(std::move(reader)); });
 }

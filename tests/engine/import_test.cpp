@@ -11,6 +11,7 @@
 
 #include "engine/checker.hpp"
 #include "engine/jsonl.hpp"
+#include "engine/jsonl_fast.hpp"
 #include "engine/source.hpp"
 
 using namespace lockstep;
@@ -279,6 +280,90 @@ TEST_CASE("the reader's text index lists every line end and tells text from othe
   REQUIRE(evs.size() == 1);
   CHECK(evs[0].bytes == "b\nc");
   CHECK_FALSE(evs[0].index.valid);
+}
+
+namespace {
+// Everything parse_json_object says of one line, with the text index of "data".
+struct Parsed {
+  bool ok = false;
+  std::string error, data;
+  bool valid = false, text = false;
+  std::vector<std::uint32_t> lf;
+  std::size_t first_high = 0;
+  bool operator==(const Parsed&) const = default;
+};
+Parsed parse_line(std::string_view line, bool wide) {
+  detail::enable_wide_decode(wide);
+  std::vector<JsonField> fields;
+  std::size_t n = 0;
+  Parsed r;
+  TextIndex ix;
+  r.ok = parse_json_object(line, fields, n, r.error, &ix);
+  detail::enable_wide_decode(true);
+  for (std::size_t i = 0; i < n; ++i)
+    if (fields[i].key == "data") r.data = fields[i].value.str;
+  // The index means something only when valid, and its line ends only for text.
+  r.valid = ix.valid;
+  r.text = ix.valid && ix.text;
+  if (r.text) r.lf = ix.lf;
+  r.first_high = ix.first_high;
+  return r;
+}
+}  // namespace
+
+TEST_CASE("the wide decoder gives the octets, index and errors of the byte-wise one", "[import][jsonl][index]") {
+  detail::enable_wide_decode(true);
+  if (!detail::wide_decode_enabled()) WARN("this CPU has no AVX-512 VBMI2: both runs take the byte-wise decoder");
+  // Pieces of a JSON string's inside: every escape, in the forms lockstep writes and
+  // others (upper-case hex, \/, \b), escapes it leaves to the byte-wise decoder (\u0100
+  // and up, NUL/CR/LF as \u, unknown and cut-off escapes), runs of backslashes, raw
+  // control, high and UTF-8 octets, and the closing quote.
+  const std::vector<std::string> pieces = {
+      "a", "bc", "plain text ", ".", R"(\r\n)", R"(\r\n)", R"(\r\n)", R"(\r\n.)", R"(\r)", R"(\n)", R"(\\)", R"(\")",
+      R"(\t)", R"(\/)", R"(\b)", R"(\f)", R"(\u00e9)", R"(\u00E9)", R"(\u00ff)", R"(\u0080)", R"(\u007f)", R"(\u0001)",
+      R"(\u0000)", R"(\u000d)", R"(\u000a)", R"(\u000D\u000A)", R"(\u0100)", R"(\u20ac)", R"(\u00g1)", R"(\u0)",
+      R"(\x)", R"(\\\r\n)", R"(\\\\)", "\\", "\"", std::string("\x01", 1), std::string("\0", 1), "\t", "\r", "\n",
+      "\xc3\xa9", "\xe9", "\x7f", std::string(70, 'x'), std::string(61, 'y')};
+  std::mt19937 rng(2033);
+  std::size_t differ = 0, with_lf = 0, texts = 0;
+  for (int round = 0; round < 20000; ++round) {
+    std::string inside;
+    const std::size_t target = rng() % (round % 4 == 0 ? 400 : 140);
+    // Mostly the common pieces, so that long stretches stay on the wide path.
+    while (inside.size() < target) {
+      const std::size_t k = rng() % 8 < 6 ? rng() % 9 : rng() % pieces.size();
+      inside += pieces[k];
+    }
+    const std::string tail = round % 10 == 0 ? "" : "\"}";  // some strings never end
+    const std::string line = "{\"t\":1,\"data\":\"" + inside + tail;
+    const Parsed wide = parse_line(line, true), bytewise = parse_line(line, false);
+    if (!(wide == bytewise)) {
+      ++differ;
+      if (differ <= 3) {
+        INFO(line);
+        CHECK(wide.data == bytewise.data);
+        CHECK(wide.error == bytewise.error);
+        CHECK(wide.text == bytewise.text);
+        CHECK(wide.lf == bytewise.lf);
+        CHECK(wide.first_high == bytewise.first_high);
+      }
+    }
+    with_lf += !bytewise.lf.empty();
+    texts += bytewise.text;
+  }
+  CHECK(differ == 0);
+  // The generator reaches both sides of every ruling.
+  CHECK(with_lf > 2000);
+  CHECK(texts > 2000);
+  CHECK(texts < 19000);
+  // Each escape on its own at every position around a 64-octet step.
+  for (const std::string& piece : pieces) {
+    for (std::size_t at = 0; at < 140; ++at) {
+      const std::string line = "{\"data\":\"" + std::string(at, 'z') + piece + R"(\r\n)" + std::string(at % 7, 'q') + "\"}";
+      INFO(line);
+      CHECK(parse_line(line, true) == parse_line(line, false));
+    }
+  }
 }
 
 TEST_CASE("content checked through the text index gives the same findings as without it", "[import][jsonl][index]") {

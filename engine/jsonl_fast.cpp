@@ -1,0 +1,201 @@
+#include "engine/jsonl_fast.hpp"
+
+#include <cstdlib>
+#include <utility>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define LOCKSTEP_WIDE_DECODE 1
+#endif
+
+namespace lockstep::detail {
+
+#if defined(LOCKSTEP_WIDE_DECODE)
+
+namespace {
+bool cpu_has_wide() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vbmi2") &&
+         __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("popcnt");
+}
+
+bool wide_from_environment() {
+  const char* e = std::getenv("LOCKSTEP_NO_WIDE_DECODE");
+  return cpu_has_wide() && !(e && *e && *e != '0');
+}
+
+bool g_wide = wide_from_environment();
+
+// What each octet after a backslash stands for, indexed by its low 7 bits; 0 for an
+// escape this step does not take as two octets (\u, and anything JSON does not know).
+struct EscapeTable {
+  alignas(64) unsigned char to[128] = {};
+  constexpr EscapeTable() {
+    constexpr std::pair<char, char> kPairs[] = {{'"', '"'}, {'\\', '\\'}, {'/', '/'},   {'b', '\b'},
+                                                {'f', '\f'}, {'n', '\n'},   {'r', '\r'}, {'t', '\t'}};
+    for (const auto& [e, octet] : kPairs) to[static_cast<unsigned char>(e)] = static_cast<unsigned char>(octet);
+  }
+};
+constexpr EscapeTable kEscapes;
+
+// The value of each hex digit, indexed by its low 7 bits; 0xff for any other octet.
+struct HexTable {
+  alignas(64) unsigned char to[128] = {};
+  constexpr HexTable() {
+    for (auto& c : to) c = 0xff;
+    for (int i = 0; i < 10; ++i) to[0x30 + i] = static_cast<unsigned char>(i);                   // 0-9
+    for (int i = 0; i < 6; ++i) to[0x61 + i] = to[0x41 + i] = static_cast<unsigned char>(10 + i);  // a-f, A-F
+  }
+};
+constexpr HexTable kHex;
+
+// Byte j of the result is byte j - 1 of the input (vpermb indices).
+struct ShiftOne {
+  alignas(64) unsigned char to[64] = {};
+  constexpr ShiftOne() {
+    for (int i = 1; i < 64; ++i) to[i] = static_cast<unsigned char>(i - 1);
+  }
+};
+constexpr ShiftOne kShiftOne;
+
+#define LOCKSTEP_WIDE_TARGET __attribute__((target("avx512f,avx512bw,avx512vbmi,avx512vbmi2,bmi,bmi2,popcnt")))
+
+// What one step decoded, and the state it carries to the next.
+struct Step {
+  __m512i v, out;
+  std::uint64_t escaped, drop, uhigh;
+};
+struct Cursor {
+  const char* p;
+  char* w;
+  const char* w0;
+  TextIndex* ix;
+  bool index;
+  std::uint64_t carry;  // LFs that CR escapes at the end of the last step want at positions 0 and 1
+};
+
+// Writes the octets of the step's first `len` input octets (`take` has their bits).
+LOCKSTEP_WIDE_TARGET __attribute__((always_inline)) inline void emit(Cursor& c, const Step& s, unsigned len,
+                                                                       std::uint64_t take) {
+  const std::uint64_t keep = take & ~s.drop;
+  _mm512_storeu_si512(c.w, _mm512_maskz_compress_epi8(keep, s.out));
+  if (const std::uint64_t h = s.uhigh & take; h && c.ix && c.ix->first_high == TextIndex::npos)
+    c.ix->first_high =
+        static_cast<std::size_t>(c.w - c.w0) + static_cast<std::size_t>(_mm_popcnt_u64(keep & ((h & (0 - h)) - 1)));
+  std::uint64_t pending = c.carry;
+  if (c.index) {
+    const std::uint64_t crs = s.escaped & take & _mm512_cmpeq_epi8_mask(s.v, _mm512_set1_epi8('r'));
+    const std::uint64_t lfs = s.escaped & take & _mm512_cmpeq_epi8_mask(s.v, _mm512_set1_epi8('n'));
+    if ((((crs << 2) | c.carry) ^ lfs) & take) {  // a bare CR or LF
+      c.ix->text = false;
+      c.index = false;
+    } else {
+      const auto at = static_cast<std::uint32_t>(c.w - c.w0);
+      for (std::uint64_t d = _pext_u64(lfs, keep); d; d &= d - 1)
+        c.ix->lf.push_back(at + static_cast<std::uint32_t>(_tzcnt_u64(d)));
+      pending = len >= 2 ? crs >> (len - 2) : c.carry;
+    }
+  }
+  c.w += _mm_popcnt_u64(keep);
+  c.p += len;
+  c.carry = pending;
+}
+}  // namespace
+
+bool wide_decode_enabled() { return g_wide; }
+void enable_wide_decode(bool on) { g_wide = on && cpu_has_wide(); }
+
+LOCKSTEP_WIDE_TARGET const char* decode_wide(const char* p, const char* end, char*& w, const char* w0,
+                                             TextIndex* ix) {
+  const __m512i lo = _mm512_load_si512(kEscapes.to);
+  const __m512i hi = _mm512_load_si512(kEscapes.to + 64);
+  const __m512i hex_lo = _mm512_load_si512(kHex.to);
+  const __m512i hex_hi = _mm512_load_si512(kHex.to + 64);
+  const __m512i shift_one = _mm512_load_si512(kShiftOne.to);
+  const __m512i backslash = _mm512_set1_epi8('\\');
+  const __m512i quote = _mm512_set1_epi8('"');
+  const __m512i space = _mm512_set1_epi8(0x20);
+  const __m512i sixteen = _mm512_set1_epi8(16);
+  const __m512i high_nibble = _mm512_set1_epi8(static_cast<char>(0xf0));
+  const __m512i u = _mm512_set1_epi8('u');
+  const __m512i zero_digit = _mm512_set1_epi8('0');
+  const __m512i nul = _mm512_setzero_si512();
+  const __m512i cr_octet = _mm512_set1_epi8('\r');
+  const __m512i lf_octet = _mm512_set1_epi8('\n');
+  constexpr std::uint64_t kOddBits = 0xAAAAAAAAAAAAAAAAull;
+  constexpr std::uint64_t kLast = 1ull << 63;
+  constexpr std::uint64_t kLastFive = 0x1full << 59;
+  Cursor c{p, w, w0, ix, ix && ix->text, 0};
+  for (;;) {
+    const std::size_t left = static_cast<std::size_t>(end - c.p);
+    Step s;
+    // Past the end, masked loads read zeros, which stop the step like any control octet.
+    s.v = left >= 64 ? _mm512_loadu_si512(c.p)
+                     : _mm512_maskz_loadu_epi8(_bzhi_u64(~0ull, static_cast<unsigned>(left)), c.p);
+    const std::uint64_t bs = _mm512_cmpeq_epi8_mask(s.v, backslash);
+    const std::uint64_t high = _mm512_movepi8_mask(s.v);
+    const std::uint64_t odd = _mm512_cmplt_epu8_mask(s.v, space) | high;
+    // The backslashes that begin an escape (the first, third ... of a run) and the octets
+    // they escape; the step starts at a character boundary, so no run comes from before.
+    std::uint64_t esc = 0;
+    s.escaped = 0;
+    if (bs) {
+      const std::uint64_t t = (((bs << 1) | kOddBits) - bs) ^ kOddBits;
+      s.escaped = t ^ bs;
+      esc = t & bs;
+    }
+    const __m512i to = _mm512_permutex2var_epi8(lo, s.v, hi);
+    s.out = _mm512_mask_blend_epi8(s.escaped, s.v, to);
+    s.drop = esc;
+    s.uhigh = 0;
+    // \u00XX escapes whole in this step: the octet goes where the last digit was.
+    std::uint64_t late = 0, uesc = 0;
+    if (const std::uint64_t us = esc & (_mm512_mask_cmpeq_epi8_mask(s.escaped, s.v, u) >> 1)) {
+      const __m512i hv = _mm512_permutex2var_epi8(hex_lo, s.v, hex_hi);
+      const std::uint64_t hex = _mm512_cmplt_epu8_mask(hv, sixteen) & ~high;
+      const std::uint64_t zeros = _mm512_cmpeq_epi8_mask(s.v, zero_digit);
+      const __m512i octet = _mm512_or_si512(
+          _mm512_and_si512(_mm512_slli_epi16(_mm512_maskz_permutexvar_epi8(~0ull, shift_one, hv), 4), high_nibble), hv);
+      // NUL, CR and LF written as \u escapes are left to the byte-wise decoder, which
+      // rules on them for the index.
+      const std::uint64_t at = (us & (zeros >> 2) & (zeros >> 3) & (hex >> 4) & (hex >> 5)) << 5;
+      const std::uint64_t plain = at & ~(_mm512_cmpeq_epi8_mask(octet, nul) | _mm512_cmpeq_epi8_mask(octet, cr_octet) |
+                                         _mm512_cmpeq_epi8_mask(octet, lf_octet));
+      uesc = plain >> 5;
+      s.out = _mm512_mask_blend_epi8(plain, s.out, octet);
+      s.drop |= uesc << 1 | uesc << 2 | uesc << 3 | uesc << 4;
+      s.uhigh = plain & _mm512_movepi8_mask(octet);
+      late = us & ~uesc & kLastFive;  // one that may end in the next step starts it
+    }
+    const std::uint64_t unknown = s.escaped & (_mm512_testn_epi8_mask(to, to) | odd) & ~(uesc << 1);
+    // Where the byte-wise decoder takes over: the closing quote, a raw control or high
+    // octet, the backslash of an escape this step does not take.
+    const std::uint64_t stop =
+        (_mm512_cmpeq_epi8_mask(s.v, quote) & ~s.escaped) | (odd & ~s.escaped) | ((unknown >> 1) & ~late);
+    // An escape that may end beyond the last octet is left whole to the next step.
+    const std::uint64_t cut = stop | (esc & kLast) | late;
+    if (cut == 0) {  // the common case, which the branch predicts: the next load need not wait
+      emit(c, s, 64, ~0ull);
+      continue;
+    }
+    const std::uint64_t first = cut & (0 - cut);
+    emit(c, s, static_cast<unsigned>(_tzcnt_u64(cut)), first - 1);
+    if (stop & first) {
+      // What stopped the step cannot be the LF escape a CR before it wants.
+      if (c.index && c.carry) ix->text = false;
+      w = c.w;
+      return c.p;
+    }
+  }
+}
+
+#else
+
+bool wide_decode_enabled() { return false; }
+void enable_wide_decode(bool) {}
+const char* decode_wide(const char* p, const char*, char*&, const char*, TextIndex*) { return p; }
+
+#endif
+
+}  // namespace lockstep::detail
