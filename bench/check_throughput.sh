@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Throughput of `lockstep check` on a large synthetic recording, measured against
-# `wc -l` and `grep -c '^250'` on the same file in the same run, and against
+# `wc -l` and `grep -c '^250'` on the same file in the same run, against lockstep with
+# its wide JSON decoder turned off (LOCKSTEP_NO_WIDE_DECODE=1), and against
 # jsonl_floor (bench/jsonl_floor.c, built here with cc when there is one): the least any
 # JSON Lines reader must do, finding every quote, backslash and line end. The machine this
 # runs on may be shared and noisy, so the numbers that matter are the ratios
@@ -103,7 +104,7 @@ run() {
 }
 
 floor_bin="$dir/jsonl_floor"
-tools=(wc grep lockstep)
+tools=(wc grep lockstep bytewise)
 if command -v cc > /dev/null &&
    { cc -O2 -march=native -o "$floor_bin" "$here/jsonl_floor.c" 2> /dev/null || cc -O2 -o "$floor_bin" "$here/jsonl_floor.c"; }; then
   tools+=(floor)
@@ -120,6 +121,7 @@ for ((r = 1; r <= rounds; r++)); do
       wc) run wc "$r" wc -l "$file" ;;
       grep) run grep "$r" grep -c '^250' "$file" ;;
       lockstep) run lockstep-json "$r" "$bin" check --ladder none --format json "$file" ;;
+      bytewise) run lockstep-bytewise "$r" env LOCKSTEP_NO_WIDE_DECODE=1 "$bin" check --ladder none --format json "$file" ;;
       floor) run floor "$r" "$floor_bin" "$file" ;;
     esac
   done
@@ -161,7 +163,7 @@ report=$(awk -F'\t' -v bytes="$bytes" -v rounds="$rounds" '
     printf "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     for (i = 1; i <= nt; i++) {
       k = order[i]
-      name = k == "wc" ? "`wc -l`" : k == "grep" ? "`grep -c '\''^250'\''`" : k == "lockstep-json" ? "`lockstep check --format json`" : k == "floor" ? "`jsonl_floor` (find quotes, backslashes, LFs)" : "`lockstep check --format text`"
+      name = k == "wc" ? "`wc -l`" : k == "grep" ? "`grep -c '\''^250'\''`" : k == "lockstep-json" ? "`lockstep check --format json`" : k == "floor" ? "`jsonl_floor` (find quotes, backslashes, LFs)" : k == "lockstep-bytewise" ? "`lockstep check --format json`, byte-wise decoder" : "`lockstep check --format text`"
       vg = mw["grep"] > 0 ? sprintf("%.2fx", mw[k] / mw["grep"]) : "n/a"; vw = mw["wc"] > 0 ? sprintf("%.2fx", mw[k] / mw["wc"]) : "n/a"
       if (k == "lockstep-json") { vg = sprintf("**%.2fx**", mrg); vw = sprintf("**%.2fx**", mrw) }
       printf "| %s | %d | %.3f | %.3f | %.0f | %.0f | %s | %s | %.1f MB |\n", name, n[k], mw[k], mc[k],

@@ -134,8 +134,8 @@ LOCKSTEP_WIDE_TARGET const char* decode_wide(const char* p, const char* end, cha
     s.v = left >= 64 ? _mm512_loadu_si512(c.p)
                      : _mm512_maskz_loadu_epi8(_bzhi_u64(~0ull, static_cast<unsigned>(left)), c.p);
     const std::uint64_t bs = _mm512_cmpeq_epi8_mask(s.v, backslash);
-    const std::uint64_t high = _mm512_movepi8_mask(s.v);
-    const std::uint64_t odd = _mm512_cmplt_epu8_mask(s.v, space) | high;
+    // Octets below 0x20 and from 0x80 up: signed, the latter are negative.
+    const std::uint64_t odd = _mm512_cmplt_epi8_mask(s.v, space);
     // The backslashes that begin an escape (the first, third ... of a run) and the octets
     // they escape; the step starts at a character boundary, so no run comes from before.
     std::uint64_t esc = 0;
@@ -153,7 +153,7 @@ LOCKSTEP_WIDE_TARGET const char* decode_wide(const char* p, const char* end, cha
     std::uint64_t late = 0, uesc = 0;
     if (const std::uint64_t us = esc & (_mm512_mask_cmpeq_epi8_mask(s.escaped, s.v, u) >> 1)) {
       const __m512i hv = _mm512_permutex2var_epi8(hex_lo, s.v, hex_hi);
-      const std::uint64_t hex = _mm512_cmplt_epu8_mask(hv, sixteen) & ~high;
+      const std::uint64_t hex = _mm512_cmplt_epu8_mask(hv, sixteen) & ~odd;
       const std::uint64_t zeros = _mm512_cmpeq_epi8_mask(s.v, zero_digit);
       const __m512i octet = _mm512_or_si512(
           _mm512_and_si512(_mm512_slli_epi16(_mm512_maskz_permutexvar_epi8(~0ull, shift_one, hv), 4), high_nibble), hv);
