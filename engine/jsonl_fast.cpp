@@ -61,53 +61,65 @@ constexpr ShiftOne kShiftOne;
 
 #define LOCKSTEP_WIDE_TARGET __attribute__((target("avx512f,avx512bw,avx512vbmi,avx512vbmi2,bmi,bmi2,popcnt")))
 
-// What one step decoded, and the state it carries to the next.
+// What one step decoded.
 struct Step {
   __m512i v, out;
   std::uint64_t escaped, drop, uhigh;
 };
+
+// Where the decoding stands between steps.
 struct Cursor {
   const char* p;
   char* w;
   const char* w0;
   TextIndex* ix;
-  bool index;
-  std::uint64_t carry;  // LFs that CR escapes at the end of the last step want at positions 0 and 1
+  std::uint64_t carry = 0;  // LFs that CR escapes at the end of the last step want at positions 0 and 1
+  std::uint32_t* lf = nullptr;  // where the next line end position goes (Index)
+  std::uint32_t* lf_end = nullptr;
 };
 
 // Writes the octets of the step's first `len` input octets (`take` has their bits).
-LOCKSTEP_WIDE_TARGET __attribute__((always_inline)) inline void emit(Cursor& c, const Step& s, unsigned len,
-                                                                       std::uint64_t take) {
+// Index: also rules on CR and LF and notes the line ends; returns false when the octets
+// turned out not to be text (the step is written all the same).
+template <bool Index>
+LOCKSTEP_WIDE_TARGET __attribute__((always_inline)) inline bool emit(Cursor& c, const Step& s, unsigned len,
+                                                                     std::uint64_t take) {
   const std::uint64_t keep = take & ~s.drop;
   _mm512_storeu_si512(c.w, _mm512_maskz_compress_epi8(keep, s.out));
   if (const std::uint64_t h = s.uhigh & take; h && c.ix && c.ix->first_high == TextIndex::npos)
     c.ix->first_high =
         static_cast<std::size_t>(c.w - c.w0) + static_cast<std::size_t>(_mm_popcnt_u64(keep & ((h & (0 - h)) - 1)));
-  std::uint64_t pending = c.carry;
-  if (c.index) {
+  bool text = true;
+  if constexpr (Index) {
     const std::uint64_t crs = s.escaped & take & _mm512_cmpeq_epi8_mask(s.v, _mm512_set1_epi8('r'));
     const std::uint64_t lfs = s.escaped & take & _mm512_cmpeq_epi8_mask(s.v, _mm512_set1_epi8('n'));
     if ((((crs << 2) | c.carry) ^ lfs) & take) {  // a bare CR or LF
-      c.ix->text = false;
-      c.index = false;
+      text = false;
     } else {
+      // Four positions written whatever the count (a line of text is rarely shorter than
+      // 16 octets), the rest one by one; room() left 16 slots, the most one step can need.
       const auto at = static_cast<std::uint32_t>(c.w - c.w0);
-      for (std::uint64_t d = _pext_u64(lfs, keep); d; d &= d - 1)
-        c.ix->lf.push_back(at + static_cast<std::uint32_t>(_tzcnt_u64(d)));
-      pending = len >= 2 ? crs >> (len - 2) : c.carry;
+      std::uint64_t d = _pext_u64(lfs, keep);
+      const auto count = static_cast<unsigned>(_mm_popcnt_u64(d));
+      for (int k = 0; k < 4; ++k, d = _blsr_u64(d)) c.lf[k] = at + static_cast<std::uint32_t>(_tzcnt_u64(d));
+      for (unsigned k = 4; k < count; ++k, d = _blsr_u64(d)) c.lf[k] = at + static_cast<std::uint32_t>(_tzcnt_u64(d));
+      c.lf += count;
+      c.carry = len >= 2 ? crs >> (len - 2) : c.carry;
     }
   }
   c.w += _mm_popcnt_u64(keep);
   c.p += len;
-  c.carry = pending;
+  return text;
 }
-}  // namespace
 
-bool wide_decode_enabled() { return g_wide; }
-void enable_wide_decode(bool on) { g_wide = on && cpu_has_wide(); }
+// How run() ended: stopped where the byte-wise decoder takes over (the octets still text,
+// or not), or, with the index, in the middle when the octets turned out not to be text.
+enum class Ended { stop, stop_not_text, not_text };
 
-LOCKSTEP_WIDE_TARGET const char* decode_wide(const char* p, const char* end, char*& w, const char* w0,
-                                             TextIndex* ix) {
+// The steps, until one stops at what the byte-wise decoder must take (or, Index, until
+// the octets turn out not to be text).
+template <bool Index>
+LOCKSTEP_WIDE_TARGET Ended run(Cursor& c, const char* const end) {
   const __m512i lo = _mm512_load_si512(kEscapes.to);
   const __m512i hi = _mm512_load_si512(kEscapes.to + 64);
   const __m512i hex_lo = _mm512_load_si512(kHex.to);
@@ -126,8 +138,14 @@ LOCKSTEP_WIDE_TARGET const char* decode_wide(const char* p, const char* end, cha
   constexpr std::uint64_t kOddBits = 0xAAAAAAAAAAAAAAAAull;
   constexpr std::uint64_t kLast = 1ull << 63;
   constexpr std::uint64_t kLastFive = 0x1full << 59;
-  Cursor c{p, w, w0, ix, ix && ix->text, 0};
   for (;;) {
+    if constexpr (Index) {
+      if (c.lf_end - c.lf < 16) {
+        c.ix->lf.commit(c.lf);
+        c.lf = c.ix->lf.room(4096);
+        c.lf_end = c.lf + 4096;
+      }
+    }
     const std::size_t left = static_cast<std::size_t>(end - c.p);
     Step s;
     // Past the end, masked loads read zeros, which stop the step like any control octet.
@@ -176,18 +194,35 @@ LOCKSTEP_WIDE_TARGET const char* decode_wide(const char* p, const char* end, cha
     // An escape that may end beyond the last octet is left whole to the next step.
     const std::uint64_t cut = stop | (esc & kLast) | late;
     if (cut == 0) {  // the common case, which the branch predicts: the next load need not wait
-      emit(c, s, 64, ~0ull);
+      if (!emit<Index>(c, s, 64, ~0ull)) return Ended::not_text;
       continue;
     }
     const std::uint64_t first = cut & (0 - cut);
-    emit(c, s, static_cast<unsigned>(_tzcnt_u64(cut)), first - 1);
+    const bool text = emit<Index>(c, s, static_cast<unsigned>(_tzcnt_u64(cut)), first - 1);
     if (stop & first) {
       // What stopped the step cannot be the LF escape a CR before it wants.
-      if (c.index && c.carry) ix->text = false;
-      w = c.w;
-      return c.p;
+      return Index && (!text || c.carry) ? Ended::stop_not_text : Ended::stop;
     }
+    if (!text) return Ended::not_text;
   }
+}
+}  // namespace
+
+bool wide_decode_enabled() { return g_wide; }
+void enable_wide_decode(bool on) { g_wide = on && cpu_has_wide(); }
+
+const char* decode_wide(const char* p, const char* end, char*& w, const char* w0, TextIndex* ix) {
+  Cursor c{p, w, w0, ix};
+  Ended e = Ended::not_text;
+  if (ix && ix->text) {
+    c.lf = c.lf_end = ix->lf.room(0);
+    e = run<true>(c, end);
+    ix->lf.commit(c.lf);
+    if (e != Ended::stop) ix->text = false;
+  }
+  if (e == Ended::not_text) run<false>(c, end);
+  w = c.w;
+  return c.p;
 }
 
 #else

@@ -2,18 +2,62 @@
 // What a reader learnt about a data event's octets while it decoded them: where the
 // lines end and whether the octets are plain text. The content check uses it instead
 // of searching the octets for line ends a second time (ContentScanner::feed).
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <memory>
 #include <vector>
 
 namespace lockstep {
+
+// The line end positions of a TextIndex: a growable array that, unlike std::vector, gives
+// a writer room past its end without filling it first. The wide decoder writes a few
+// positions per step unconditionally and then counts how many were real.
+class Positions {
+ public:
+  Positions() = default;
+  Positions(const Positions& o) { *this = o; }
+  Positions& operator=(const Positions& o) {
+    if (this != &o) {
+      size_ = 0;
+      if (o.size_) std::memcpy(room(o.size_), o.data(), o.size_ * sizeof(std::uint32_t));
+      size_ = o.size_;
+    }
+    return *this;
+  }
+  const std::uint32_t* data() const { return buf_.get(); }
+  std::size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  void clear() { size_ = 0; }
+  void push_back(std::uint32_t v) { *room(1) = v, ++size_; }
+  // Room for at least n positions after the last one: write there, then commit().
+  std::uint32_t* room(std::size_t n) {
+    if (cap_ - size_ < n) grow(n);
+    return buf_.get() + size_;
+  }
+  // The positions now end at `end` (within the last room()).
+  void commit(const std::uint32_t* end) { size_ = static_cast<std::size_t>(end - buf_.get()); }
+  std::vector<std::uint32_t> to_vector() const { return {data(), data() + size_}; }
+
+ private:
+  void grow(std::size_t n) {
+    const std::size_t cap = std::max({cap_ * 2, size_ + n, std::size_t{256}});
+    auto buf = std::make_unique_for_overwrite<std::uint32_t[]>(cap);
+    if (size_) std::memcpy(buf.get(), buf_.get(), size_ * sizeof(std::uint32_t));
+    buf_ = std::move(buf);
+    cap_ = cap;
+  }
+  std::unique_ptr<std::uint32_t[]> buf_;
+  std::size_t size_ = 0, cap_ = 0;
+};
 
 struct TextIndex {
   static constexpr std::size_t npos = static_cast<std::size_t>(-1);
   bool valid = false;  // the fields below describe the event's octets
   // No NUL; every CR is directly followed by LF and every LF directly preceded by CR.
   bool text = false;
-  std::vector<std::uint32_t> lf;  // the position of every LF, ascending (when text)
+  Positions lf;                   // the position of every LF, ascending (when text)
   std::size_t first_high = npos;  // the position of the first octet >= 0x80
 
   void reset() {

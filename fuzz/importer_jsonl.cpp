@@ -28,7 +28,7 @@ Parsed parse(std::string_view line, bool wide) {
   for (std::size_t i = 0; i < n; ++i)
     if (fields[i].key == "data") r.data = fields[i].value.str;
   r.text = ix.valid && ix.text;  // the line ends mean something only then
-  if (r.text) r.lf = ix.lf;
+  if (r.text) r.lf = ix.lf.to_vector();
   r.first_high = ix.first_high;
   return r;
 }

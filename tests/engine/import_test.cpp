@@ -222,7 +222,7 @@ void check_index(const TextIndex& ix, std::string_view b) {
   // The reader may decline to call octets text (an escape it does not follow), never
   // the other way round; when it does, every LF is listed.
   if (!text) CHECK_FALSE(ix.text);
-  if (ix.text) CHECK(ix.lf == lf);
+  if (ix.text) CHECK(ix.lf.to_vector() == lf);
 }
 
 std::string parse_data(std::string_view line, TextIndex& ix) {
@@ -305,7 +305,7 @@ Parsed parse_line(std::string_view line, bool wide) {
   // The index means something only when valid, and its line ends only for text.
   r.valid = ix.valid;
   r.text = ix.valid && ix.text;
-  if (r.text) r.lf = ix.lf;
+  if (r.text) r.lf = ix.lf.to_vector();
   r.first_high = ix.first_high;
   return r;
 }
