@@ -149,11 +149,11 @@ struct Parser {
   // Decodes a JSON string into `out`, writing through a pointer into space sized for the
   // worst case (the decoded text is never longer than its encoding). With an index, it
   // also notes the line ends and the kinds of octets it wrote (TextIndex).
-  bool string(std::string& out, bool* wide, TextIndex* ix = nullptr) {
-    return ix ? decode<true>(out, wide, ix) : decode<false>(out, wide, nullptr);
+  bool string(std::string& out, bool* above_ff, TextIndex* ix = nullptr) {
+    return ix ? decode<true>(out, above_ff, ix) : decode<false>(out, above_ff, nullptr);
   }
   template <bool Indexed>
-  bool decode(std::string& out, bool* wide, TextIndex* ix) {
+  bool decode(std::string& out, bool* above_ff, TextIndex* ix) {
     if (i >= s.size() || s[i] != '"') return fail("expected a string");
     ++i;
     const std::size_t base = out.size();
@@ -162,7 +162,7 @@ struct Parser {
     char* w = w0;
     const char* p = s.data() + i;
     const char* const end = s.data() + s.size();
-    bool use_wide = false;  // the AVX-512 decoder takes the common stretches
+    bool use_wide = false;  // the wide (AVX-512) decoder takes the common stretches
     if constexpr (Indexed) {
       ix->reset();
       ix->text = true;
@@ -241,7 +241,7 @@ struct Parser {
           }
           p += 4;
           if (v > 0xff) {
-            if (wide) *wide = true;
+            if (above_ff) *above_ff = true;
             *w++ = '?';
           } else {
             note(static_cast<unsigned char>(v));

@@ -17,7 +17,7 @@ bool cpu_has_wide() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vbmi2") &&
-         __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("popcnt");
+         __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("popcnt");
 }
 
 bool wide_from_environment() {
@@ -73,7 +73,10 @@ struct Cursor {
   char* w;
   const char* w0;
   TextIndex* ix;
-  std::uint64_t carry = 0;  // LFs that CR escapes at the end of the last step want at positions 0 and 1
+  // LFs that CR escapes at the end of the last step want at this step's positions 0 and 1
+  // (bit 0, from a CR two octets before the step, can only mean a bare CR: position 0 is
+  // a backslash or plain octet, never an escaped 'n').
+  std::uint64_t carry = 0;
   std::uint32_t* lf = nullptr;  // where the next line end position goes (Index)
   std::uint32_t* lf_end = nullptr;
 };

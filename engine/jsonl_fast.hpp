@@ -1,9 +1,11 @@
 #pragma once
 // The wide decoder of JSON strings (AVX-512 VBMI2), used for the "data" strings of a
 // recording when the CPU has it. It decodes 64 input octets per step, whatever escapes
-// they hold, and leaves the rare cases to the byte-wise decoder in jsonl.cpp: a \u
-// escape, a raw control octet or one from 0x80 up, an unknown escape, the end of the
-// string. Both produce the same octets and the same TextIndex (tested, and fuzzed).
+// they hold (every two-octet escape and \u00XX), and leaves the rare cases to the
+// byte-wise decoder in jsonl.cpp: NUL, CR and LF written as \u escapes, a code point
+// above U+00FF, a malformed or unknown escape, a raw control octet or one from 0x80 up,
+// the end of the string. Both produce the same octets and the same TextIndex (tested,
+// and fuzzed).
 #include <cstdint>
 
 #include "engine/textindex.hpp"
@@ -17,12 +19,12 @@ bool wide_decode_enabled();
 void enable_wide_decode(bool on);
 
 // Decodes the inside of a JSON string from p, which must be at a character boundary (not
-// inside an escape), writing the octets at w. Stops at the first octet it leaves to the
-// byte-wise decoder (the closing quote included) and returns its position; w is
-// advanced past what was written, and up to 64 octets beyond it are scratch. `w0` is
-// where the string's octets begin (for index positions). While ix->text holds, every LF
-// written is appended to ix->lf; ix->text turns false on a bare CR or LF, as the
-// byte-wise decoder would rule.
+// inside an escape), writing the octets at w, where the caller provides (end - p) + 64
+// octets (whole 64-octet blocks are stored). Stops at the first octet it leaves to the
+// byte-wise decoder (the closing quote included) and returns its position; w is advanced
+// past what was written. `w0` is where the string's octets begin (for index positions).
+// With ix->text set, the LF positions go to ix->lf, and ix->text turns false on a bare CR
+// or LF, as the byte-wise decoder would rule (ix->lf means nothing once it is false).
 const char* decode_wide(const char* p, const char* end, char*& w, const char* w0, TextIndex* ix);
 
 }  // namespace lockstep::detail

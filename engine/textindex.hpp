@@ -18,6 +18,8 @@ class Positions {
  public:
   Positions() = default;
   Positions(const Positions& o) { *this = o; }
+  Positions(Positions&&) noexcept = default;
+  Positions& operator=(Positions&&) noexcept = default;
   Positions& operator=(const Positions& o) {
     if (this != &o) {
       size_ = 0;
@@ -56,6 +58,9 @@ struct TextIndex {
   static constexpr std::size_t npos = static_cast<std::size_t>(-1);
   bool valid = false;  // the fields below describe the event's octets
   // No NUL; every CR is directly followed by LF and every LF directly preceded by CR.
+  // False means "not known to be text": the readers set it only when every line end was
+  // written as the escape pair \r\n (a CR LF spelt otherwise, e.g. \u000d\u000a, gives
+  // false, and the content check then reads the octets themselves).
   bool text = false;
   Positions lf;                   // the position of every LF, ascending (when text)
   std::size_t first_high = npos;  // the position of the first octet >= 0x80

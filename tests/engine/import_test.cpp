@@ -287,21 +287,26 @@ namespace {
 struct Parsed {
   bool ok = false;
   std::string error, data;
+  bool above_ff = false;  // a \u escape above U+00FF
   bool valid = false, text = false;
   std::vector<std::uint32_t> lf;
   std::size_t first_high = 0;
   bool operator==(const Parsed&) const = default;
 };
 Parsed parse_line(std::string_view line, bool wide) {
+  const bool was = detail::wide_decode_enabled();
   detail::enable_wide_decode(wide);
   std::vector<JsonField> fields;
   std::size_t n = 0;
   Parsed r;
   TextIndex ix;
   r.ok = parse_json_object(line, fields, n, r.error, &ix);
-  detail::enable_wide_decode(true);
+  detail::enable_wide_decode(was);
   for (std::size_t i = 0; i < n; ++i)
-    if (fields[i].key == "data") r.data = fields[i].value.str;
+    if (fields[i].key == "data") {
+      r.data = fields[i].value.str;
+      r.above_ff = fields[i].value.wide;
+    }
   // The index means something only when valid, and its line ends only for text.
   r.valid = ix.valid;
   r.text = ix.valid && ix.text;
@@ -356,6 +361,19 @@ TEST_CASE("the wide decoder gives the octets, index and errors of the byte-wise 
   CHECK(with_lf > 2000);
   CHECK(texts > 2000);
   CHECK(texts < 19000);
+  // Strings with thousands of line ends (the decoder refills its room for positions
+  // several times in one string), with the byte-wise decoder taking over now and then.
+  for (const std::string& every : {std::string(""), std::string(R"(\u00e9)"), std::string("\xe9"), std::string(R"(\r)")}) {
+    std::string inside;
+    for (int k = 0; k < 9000; ++k) {
+      inside += R"(line \"q\" \\ \t)" + std::to_string(k) + R"(\r\n)";
+      if (k % 997 == 0) inside += every;
+    }
+    const std::string line = "{\"data\":\"" + inside + "\"}";
+    const Parsed wide = parse_line(line, true), bytewise = parse_line(line, false);
+    CHECK(wide == bytewise);
+    CHECK(bytewise.lf.size() == (every == R"(\r)" ? 0u : 9000u));
+  }
   // Each escape on its own at every position around a 64-octet step.
   for (const std::string& piece : pieces) {
     for (std::size_t at = 0; at < 140; ++at) {
