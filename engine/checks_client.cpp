@@ -28,9 +28,6 @@ bool is_xtext(std::string_view s) {
   }
   return true;
 }
-bool has_non_ascii(std::string_view s) {
-  return std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
-}
 }  // namespace
 
 std::string_view group_end_rule(const Slot& s) {
@@ -123,7 +120,7 @@ void Session::Impl::check_command(const Command& c) {
       if (!c.arg.empty()) find_cmd("STARTTLS-4-SYNTAX-AND-CODES", c, "STARTTLS takes no parameters (RFC 3207 §4)");
       break;
     case Verb::lhlo:
-      if (has_non_ascii(c.arg))
+      if (has_high_octet(c.arg))
         find_cmd("SMTPUTF8-3.7.1-ASCII-HELLO", c, "the LHLO domain must be ASCII (RFC 6531 §3.7.1)");
       break;
     case Verb::mail: {
@@ -178,9 +175,9 @@ void Session::Impl::check_command(const Command& c) {
     find_cmd("SMTP-4.5.3.1.2-DOMAIN-255", c, "the domain is longer than 255 octets").severity = Severity::warning;
   if (path.size() + 2 > 256)
     find_cmd("SMTP-4.5.3.1.3-PATH-256", c, "the path is longer than 256 octets").severity = Severity::warning;
-  if (has_non_ascii(path) && ((v == Verb::mail && !c.param("SMTPUTF8")) || (v == Verb::rcpt && !c_mail_utf8)))
+  if (has_high_octet(path) && ((v == Verb::mail && !c.param("SMTPUTF8")) || (v == Verb::rcpt && !c_mail_utf8)))
     find_cmd("SMTPUTF8-3.4-PARAM-WHEN-NEEDED", c, "a non-ASCII address without the SMTPUTF8 parameter (RFC 6531 §3.4)");
-  if (has_non_ascii(path) && ccaps.known && !ccaps.smtputf8)
+  if (has_high_octet(path) && ccaps.known && !ccaps.smtputf8)
     find_cmd("SMTPUTF8-3.2-NOT-UNLESS-OFFERED", c, "a non-ASCII address, but SMTPUTF8 was not offered (RFC 6531 §3.2)");
 
   // Parameters: only those of advertised extensions (RFC 5321 §4.1.1.3), each well formed.

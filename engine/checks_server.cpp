@@ -48,28 +48,11 @@ void Session::Impl::check_reply_syntax(const Reply& r) {
   if (r.long_line)
     find_reply("SMTP-4.5.3.1.5-REPLY-LINE-512", r,
                "a reply line is longer than 512 octets including its CRLF (RFC 5321 §4.5.3.1.5)");
-  bool bad_text = r.bare_cr;
-  bool non_ascii = false;
-  for (const auto& line : r.lines)
-    for (std::size_t i = std::min<std::size_t>(4, line.size()); i < line.size(); ++i) {
-      const auto c = static_cast<unsigned char>(line[i]);
-      if (c >= 0x80) non_ascii = true;
-      else if (c != '\t' && (c < 32 || c == 127)) bad_text = true;
-    }
-  if (bad_text)
+  // Octets from 0x80 up are judged with the command the reply answers (check_pair).
+  if (r.bare_cr || r.control)
     find_reply("SMTP-4.2-REPLY-LINE-GRAMMAR", r,
                "reply text holds control characters; it may hold only HT, SP and printable US-ASCII (RFC 5321 §4.2)");
-  (void)non_ascii;  // judged with the command it answers (check_pair)
 }
-
-namespace {
-bool has_high(const Reply& r) {
-  for (const auto& l : r.lines)
-    for (char ch : l)
-      if (static_cast<unsigned char>(ch) >= 0x80) return true;
-  return false;
-}
-}  // namespace
 
 void Session::Impl::check_capabilities(const Reply& r) {
   const Capabilities& c = tcaps;
@@ -275,11 +258,11 @@ void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
                &s);
   // Non-ASCII reply text: allowed only for 251/551 after MAIL ... SMTPUTF8 and for
   // VRFY/EXPN with SMTPUTF8 (RFC 6531 §3.7.4).
-  if (has_high(r)) {
+  if (r.high) {
     const bool utf8_ok = (t_mail_utf8 && (code == 251 || code == 551)) ||
                          (cmd && (v == Verb::vrfy || v == Verb::expn) && s.cmd->param("SMTPUTF8"));
     if (cmd && v == Verb::lhlo && code == 250 && !r.lines.empty() &&
-        std::any_of(r.lines[0].begin(), r.lines[0].end(), [](char ch) { return static_cast<unsigned char>(ch) >= 0x80; }))
+        has_high_octet(r.lines[0]))
       find_reply("SMTPUTF8-3.7.1-ASCII-HELLO", r,
                  "the domain in the LHLO reply must be ASCII (LDH labels or A-labels) (RFC 6531 §3.7.1)", &s);
     else if (!utf8_ok && !(cmd && (v == Verb::vrfy || v == Verb::expn)))
@@ -519,7 +502,7 @@ void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
         find_reply("SMTPUTF8-3.5-REJECT-CODES", r,
                    "a RCPT refused for its non-ASCII address gets 553 (RFC 6531 §3.5)", &s);
       if ((code == 251 || code == 551) && !t_mail_utf8 &&
-          std::any_of(r.lines[0].begin(), r.lines[0].end(), [](char ch) { return static_cast<unsigned char>(ch) >= 0x80; }))
+          has_high_octet(r.lines[0]))
         find_reply("SMTPUTF8-3.7.4.1-251-551-ASCII", r,
                    "a 251/551 naming a non-ASCII mailbox, though MAIL had no SMTPUTF8 parameter (RFC 6531 §3.7.4.1)",
                    &s);
@@ -570,7 +553,7 @@ void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
         find_reply("SMTP-3.5.3-VRFY-NOT-IMPLEMENTED", r,
                    "VRFY is refused as not implemented: allowed, but not in full compliance (RFC 5321 §3.5.3)", &s);
       if ((v == Verb::vrfy || v == Verb::expn) && !c.param("SMTPUTF8") &&
-          std::any_of(r.lines[0].begin(), r.lines[0].end(), [](char ch) { return static_cast<unsigned char>(ch) >= 0x80; }))
+          has_high_octet(r.lines[0]))
         find_reply("SMTPUTF8-3.7.4.2-VRFY-EXPN", r,
                    "a UTF-8 reply to VRFY/EXPN sent without the SMTPUTF8 parameter (RFC 6531 §3.7.4.2)", &s);
       if ((v == Verb::vrfy || v == Verb::expn) && (cls == 2 || code == 551) && code != 252) {

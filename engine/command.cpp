@@ -16,6 +16,24 @@ constexpr std::array<std::pair<std::string_view, Verb>, 17> kVerbs{{
 
 char upper(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c; }
 
+// A four-letter verb as one number, in upper case.
+constexpr std::uint32_t pack4(std::string_view v) {
+  std::uint32_t k = 0;
+  for (std::size_t i = 0; i < 4; ++i) k = k << 8 | static_cast<unsigned char>(upper(v[i]));
+  return k;
+}
+
+Verb lookup_verb(std::string_view v) {
+  if (v.size() == 4) {
+    const std::uint32_t k = pack4(v);
+    for (const auto& [name, verb] : kVerbs)
+      if (name.size() == 4 && pack4(name) == k) return verb;
+  } else if (iequals(v, "STARTTLS")) {
+    return Verb::starttls;
+  }
+  return Verb::unknown;
+}
+
 bool istarts_with(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
 }
@@ -109,14 +127,12 @@ std::string Command::label(std::size_t max) const {
 Command parse_command(std::string_view line) {
   Command c;
   c.line = std::string(line.substr(0, 1024));
-  for (char ch : line)
-    if (static_cast<unsigned char>(ch) >= 0x80) { c.syntax.non_ascii = true; break; }
+  c.syntax.non_ascii = has_high_octet(line);
   const auto sp = line.find(' ');
   const std::string_view verb = line.substr(0, sp);
   c.verb_text = std::string(verb.substr(0, 32));
   c.arg = sp == std::string_view::npos ? std::string() : std::string(line.substr(sp + 1, 1024));
-  for (const auto& [name, v] : kVerbs)
-    if (iequals(verb, name)) { c.verb = v; break; }
+  c.verb = lookup_verb(verb);
   const std::string_view arg = c.arg;
 
   switch (c.verb) {

@@ -80,7 +80,18 @@ bool ReplyAssembler::add(const Line& line, Time t) {
   ++cur_.line_count;
   cur_.end = line.offset + line.length;
   if (cur_.lines.size() < kMaxLines) {
-    cur_.lines.emplace_back(line.text.substr(0, kMaxText));
+    const std::string_view kept = line.text.substr(0, kMaxText);
+    cur_.lines.emplace_back(kept);
+    // One pass without a branch per octet (the compiler vectorises it).
+    unsigned char any = 0;
+    bool control = false;
+    for (std::size_t i = 0; i < kept.size(); ++i) {
+      const auto c = static_cast<unsigned char>(kept[i]);
+      any |= c;
+      control |= (i >= 4) & (((c < 32) & (c != '\t')) | (c == 127));
+    }
+    cur_.high |= (any & 0x80) != 0;
+    cur_.control |= control;
     if (line.text.size() > kMaxText || line.truncated) cur_.truncated = true;
   } else {
     cur_.truncated = true;

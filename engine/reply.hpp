@@ -46,6 +46,10 @@ struct Reply {
   bool bare_code = false;       // last line was "NNN" with no SP
   bool long_line = false;       // a line over 512 octets with its CRLF
   bool truncated = false;       // lines or their text were cut to the caps
+  // Of the kept lines (`lines`): an octet from 0x80 up anywhere, and a control octet
+  // other than HT (or DEL) after the first four octets (the code and its separator).
+  bool high = false;
+  bool control = false;
   std::optional<EnhancedCode> enhanced;  // of the first line
 
   int cls() const { return code < 0 ? 0 : code / 100; }
