@@ -1,5 +1,7 @@
 #include "engine/reply.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace lockstep {
@@ -82,16 +84,15 @@ bool ReplyAssembler::add(const Line& line, Time t) {
   if (cur_.lines.size() < kMaxLines) {
     const std::string_view kept = line.text.substr(0, kMaxText);
     cur_.lines.emplace_back(kept);
-    // One pass without a branch per octet (the compiler vectorises it).
-    unsigned char any = 0;
-    bool control = false;
-    for (std::size_t i = 0; i < kept.size(); ++i) {
-      const auto c = static_cast<unsigned char>(kept[i]);
-      any |= c;
-      control |= (i >= 4) & (((c < 32) & (c != '\t')) | (c == 127));
+    // Passes without a branch per octet, which the compiler vectorises.
+    const std::string_view text = kept.substr(std::min<std::size_t>(4, kept.size()));
+    unsigned char control = 0;
+    for (const char ch : text) {
+      const auto c = static_cast<unsigned char>(ch);
+      control |= static_cast<unsigned char>(((c < 32) & (c != '\t')) | (c == 127));
     }
-    cur_.high |= (any & 0x80) != 0;
-    cur_.control |= control;
+    cur_.high |= has_high_octet(kept);
+    cur_.control |= control != 0;
     if (line.text.size() > kMaxText || line.truncated) cur_.truncated = true;
   } else {
     cur_.truncated = true;
