@@ -290,7 +290,7 @@ void Session::Impl::note_owed_recipients(const Reply& r) {
   for (std::uint64_t i = std::max(truth_next, slot_base); i < nslots; ++i) {
     const Slot& s = slot(i);
     if (s.kind != SlotKind::end_of_data && s.kind != SlotKind::bdat_last) continue;
-    if (n++ < 5) owed += (owed.empty() ? "<" : ", <") + s.rcpt + ">";
+    if (n++ < 5) owed += fmt::format("{}<{}>", owed.empty() ? "" : ", ", s.rcpt());
   }
   if (n == 0) return;
   find_reply("LMTP-5-PARTIAL-REPLIES", r,

@@ -126,7 +126,7 @@ void Session::Impl::commit_pair(Slot& s, const std::shared_ptr<const Reply>& rp)
             f.located = true;
           }
         }
-        if (pos) t_rcpts.clear();
+        if (pos) t_rcpts = 0;
         break;
       case Verb::auth:
         if (code == 235) t_authed = true;
@@ -134,7 +134,7 @@ void Session::Impl::commit_pair(Slot& s, const std::shared_ptr<const Reply>& rp)
       case Verb::mail:
         t_lhlo_reset_txn = false;
         if (pos) {
-          t_rcpts.clear();
+          t_rcpts = 0;
           t_rcpt_total = 0;
           t_declared_size = 0;
           if (const Param* sz = s.cmd->param("SIZE"); sz && !sz->value.empty() && sz->value.size() < 20 &&
@@ -148,10 +148,10 @@ void Session::Impl::commit_pair(Slot& s, const std::shared_ptr<const Reply>& rp)
         break;
       case Verb::rcpt:
         ++t_rcpt_total;
-        if (pos) t_rcpts.push_back(s.cmd->path);
+        if (pos) ++t_rcpts;
         break;
       case Verb::rset:
-        if (pos) t_rcpts.clear();
+        if (pos) t_rcpts = 0;
         break;
       default:
         break;
@@ -166,7 +166,7 @@ void Session::Impl::commit_pair(Slot& s, const std::shared_ptr<const Reply>& rp)
       code / 100 == 2)
     t_last_bdat = false;
   const State after = transition(before, trigger_of(s.kind, s.verb(), s.last), outcome_of(code));
-  if (after == State::ready && (s.kind == SlotKind::end_of_data || s.kind == SlotKind::bdat_last)) t_rcpts.clear();
+  if (after == State::ready && (s.kind == SlotKind::end_of_data || s.kind == SlotKind::bdat_last)) t_rcpts = 0;
   if (after != before) {
     st = after;
     if (opt.trace) events.emplace_back(StateEvent{std::string(to_string(before)), std::string(to_string(after)), r.time});
@@ -301,10 +301,10 @@ void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
     const auto gt = lt == std::string_view::npos ? lt : t.find('>', lt);
     if (gt != std::string_view::npos) {
       const std::string_view named = t.substr(lt + 1, gt - lt - 1);
-      if (named.find('@') != std::string_view::npos && !iequals(named, s.rcpt))
+      if (named.find('@') != std::string_view::npos && !iequals(named, s.rcpt()))
         find_reply("LMTP-4.2-PER-RCPT-ORDER", r,
                    fmt::format("{} names <{}>, but reply {} belongs to <{}> (RFC 2033 §4.2: in RCPT order)", s.label(),
-                               escape_bytes(named, 60), s.k, s.rcpt),
+                               escape_bytes(named, 60), s.k, s.rcpt()),
                    &s)
             .severity = Severity::warning;
     }
@@ -486,11 +486,11 @@ void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
                code != 500 && code != 501)
         find_reply("SMTP-3.3-RCPT-WITHOUT-MAIL-503", r,
                    fmt::format("RCPT with no open transaction got {}; it must get 503 (RFC 5321 §3.3, §4.1.4)", code), &s);
-      if ((code == 452 || code == 552) && mentions_too_many(r) && t_rcpts.size() < 100)
+      if ((code == 452 || code == 552) && mentions_too_many(r) && t_rcpts < 100)
         find_reply("SMTP-4.5.3.1.8-100-RECIPIENTS", r,
                    fmt::format("'too many recipients' after only {} accepted; servers must take 100 "
                                "(RFC 5321 §4.5.3.1.8)",
-                               t_rcpts.size()),
+                               t_rcpts),
                    &s);
       if (code == 500 && tcaps.dsn && c.length > 512 && c.length <= 1036)
         find_reply("DSN-5.4-LINE-LENGTHS", r,
@@ -513,7 +513,7 @@ void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
             .severity = Severity::note;
       break;
     case Verb::data: {
-      const std::size_t n = t_rcpts.size();
+      const std::size_t n = t_rcpts;
       const bool unknown = before == State::unknown;
       if (n == 0 && !unknown && code != 503 && code != 421 && !(cls == 5 && code != 554 && !well_formed))
         find_reply("LMTP-4.2-DATA-NO-RCPT-503", r,

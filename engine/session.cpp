@@ -61,7 +61,7 @@ std::string Slot::label() const {
     case SlotKind::end_of_data:
     case SlotKind::bdat_last: {
       const std::string_view what = kind == SlotKind::end_of_data ? "end of data" : "BDAT LAST";
-      return n == 1 ? fmt::format("{} (<{}>)", what, rcpt) : fmt::format("{} (reply {}/{}, <{}>)", what, k, n, rcpt);
+      return n == 1 ? fmt::format("{} (<{}>)", what, rcpt()) : fmt::format("{} (reply {}/{}, <{}>)", what, k, n, rcpt());
     }
     case SlotKind::command:
       break;
@@ -360,7 +360,7 @@ void Session::Impl::push_rcpt_block(const Slot& proto) {
     s.k = k;
     s.n = n;
     s.last = k == n;
-    s.rcpt = c_rcpts[k - 1];
+    s.rcpt_cmd = c_rcpts[k - 1];
     push_slot(std::move(s));
   }
 }
@@ -589,7 +589,7 @@ void Session::Impl::client_pair(Slot& s, const std::shared_ptr<const Reply>& r) 
         c_txn = pos ? Txn::open : (c_txn == Txn::pending ? Txn::none : c_txn);
         break;
       case Verb::rcpt:
-        if (pos) c_rcpts.push_back(s.cmd->path);
+        if (pos) c_rcpts.push_back(s.cmd);
         if (c_rcpt_unpaired > 0) --c_rcpt_unpaired;
         break;
       case Verb::data:
@@ -672,7 +672,7 @@ void Session::Impl::resolve(std::uint64_t reply) {
       if (cs.kind == SlotKind::command && cs.verb() == Verb::data)
         action = r.code == 354 ? "sends its message content" : "does not send its message content and gives up the transaction";
       else if (cs.kind == SlotKind::end_of_data || cs.kind == SlotKind::bdat_last)
-        action = fmt::format("records the delivery to <{}> as {}", cs.rcpt,
+        action = fmt::format("records the delivery to <{}> as {}", cs.rcpt(),
                              r.code / 100 == 2 ? "done" : (r.code / 100 == 4 ? "deferred" : "failed"));
       else if (cs.kind == SlotKind::command && cs.verb() == Verb::rcpt)
         action = fmt::format("counts <{}> as {}", cs.cmd->path, r.code / 100 == 2 ? "accepted" : "refused");

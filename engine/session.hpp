@@ -48,12 +48,14 @@ struct Slot {
   std::shared_ptr<const Command> cmd;  // null for the greeting and per-recipient slots
   std::uint32_t k = 0, n = 0;          // per-recipient slot k of n
   bool last = true;                    // last slot of its block
-  std::string rcpt;                    // the recipient a per-recipient slot reports on
+  // The RCPT command of the recipient a per-recipient slot reports on (shared, not copied).
+  std::shared_ptr<const Command> rcpt_cmd;
   std::uint64_t eod_offset = 0;        // client offset of the end-of-data line
   std::uint64_t content_size = 0;      // RFC 1870 size of the content it closes
   bool content_bare = false;           // that content held a bare CR or LF
   Time time = 0;                       // when the end of data was sent
   Verb verb() const { return cmd ? cmd->verb : Verb::unknown; }
+  std::string_view rcpt() const { return rcpt_cmd ? std::string_view(rcpt_cmd->path) : std::string_view(); }
   // How findings and the ladder name it: "greeting", the command line, or "end of data
   // (reply 2/3, <rcpt>)". Built when asked for: most slots are never named.
   std::string label() const;

@@ -50,7 +50,7 @@ struct Session::Impl {
   std::uint64_t client_next = 0;
   std::deque<std::shared_ptr<const Reply>> backlog;
   Capabilities ccaps;
-  std::vector<std::string> c_rcpts;  // accepted recipients of the open transaction
+  std::vector<std::shared_ptr<const Command>> c_rcpts;  // RCPTs of the open transaction the client saw accepted
   enum class Txn : std::uint8_t { none, pending, open } c_txn = Txn::none;
   bool c_data_failed = false;        // the client saw its DATA refused
   bool c_bdat_failed = false;        // the client saw a BDAT refused
@@ -62,7 +62,7 @@ struct Session::Impl {
   bool c_auth_cancel = false;        // the client answered a 334 with "*"
   std::uint64_t bdat_slot = UINT64_MAX;  // the slot of the BDAT whose chunk is being sent
   std::uint64_t zero_bdat_pos = UINT64_MAX;  // where a BDAT LAST owed zero replies
-  std::vector<std::string> bdat_saved_rcpts;  // the transaction before an uncertain BDAT LAST
+  std::vector<std::shared_ptr<const Command>> bdat_saved_rcpts;  // the transaction before an uncertain BDAT LAST
   Txn bdat_saved_txn = Txn::none;
   Time c_last_time = 0;              // when the client last sent bytes  // RCPT commands the client has no reply for yet
   std::vector<std::shared_ptr<const Command>> deferred;  // commands waiting for a slot count
@@ -74,7 +74,7 @@ struct Session::Impl {
   std::uint64_t truth_next = 0;
   State st = State::connecting;
   Capabilities tcaps;
-  std::vector<std::string> t_rcpts;
+  std::uint32_t t_rcpts = 0;       // RCPT commands accepted in the transaction
   std::uint32_t t_rcpt_total = 0;  // RCPT commands accepted or not, for the 100 rule
   bool t_mail_body8 = false, t_mail_binary = false, t_last_bdat = false;
   std::uint64_t t_declared_size = 0;    // SIZE= of the open transaction
