@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <utility>
 #include <vector>
 
 namespace lockstep {
@@ -18,8 +19,14 @@ class Positions {
  public:
   Positions() = default;
   Positions(const Positions& o) { *this = o; }
-  Positions(Positions&&) noexcept = default;
-  Positions& operator=(Positions&&) noexcept = default;
+  // A moved-from Positions is empty and usable (its size and room go with the buffer).
+  Positions(Positions&& o) noexcept { *this = std::move(o); }
+  Positions& operator=(Positions&& o) noexcept {
+    buf_ = std::move(o.buf_);
+    size_ = std::exchange(o.size_, 0);
+    cap_ = std::exchange(o.cap_, 0);
+    return *this;
+  }
   Positions& operator=(const Positions& o) {
     if (this != &o) {
       size_ = 0;

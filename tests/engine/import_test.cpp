@@ -316,6 +316,29 @@ Parsed parse_line(std::string_view line, bool wide) {
 }
 }  // namespace
 
+TEST_CASE("line end positions grow, copy and move without losing any", "[import][jsonl][index]") {
+  Positions a;
+  for (std::uint32_t k = 0; k < 1000; ++k) a.push_back(k * 3);
+  std::uint32_t* room = a.room(20);  // written past the end, then committed
+  for (std::uint32_t k = 0; k < 5; ++k) room[k] = 3000 + k;
+  a.commit(room + 5);
+  REQUIRE(a.size() == 1005);
+  CHECK(a.data()[999] == 2997);
+  CHECK(a.data()[1004] == 3004);
+  Positions b = a;  // a copy
+  CHECK(b.to_vector() == a.to_vector());
+  Positions c = std::move(a);  // the moved-from one is empty and still usable
+  CHECK(c.to_vector() == b.to_vector());
+  CHECK(a.empty());  // NOLINT(bugprone-use-after-move): the state after a move is specified
+  a.push_back(7);
+  a.push_back(8);
+  CHECK(a.to_vector() == std::vector<std::uint32_t>{7, 8});
+  b = std::move(c);
+  CHECK(b.size() == 1005);
+  c.push_back(1);
+  CHECK(c.size() == 1);
+}
+
 TEST_CASE("the wide decoder gives the octets, index and errors of the byte-wise one", "[import][jsonl][index]") {
   detail::enable_wide_decode(true);
   if (!detail::wide_decode_enabled()) WARN("this CPU has no AVX-512 VBMI2: both runs take the byte-wise decoder");

@@ -150,6 +150,51 @@ TEST_CASE("a code change inside a multi-line reply is flagged, and the reply sti
   CHECK(r.code_changed);
 }
 
+TEST_CASE("a reply notes 8-bit octets in any line and control octets after the code", "[parser][reply]") {
+  auto reply = [](std::string_view in) {
+    LineSplitter s;
+    ReplyAssembler a;
+    Line l;
+    Reply r;
+    while (s.next(in, l))
+      if (a.add(l, 0)) r = a.take();
+    return r;
+  };
+  Reply r = reply("250-first\r\n250 caf\xc3\xa9\r\n");  // 8-bit in the last line only
+  CHECK(r.high);
+  CHECK_FALSE(r.control);
+  r = reply("250-a\x01b\r\n250 fine\r\n");  // a control octet in a continuation line
+  CHECK(r.control);
+  CHECK_FALSE(r.high);
+  r = reply("250 a\tb \x7f\r\n");  // HT is allowed, DEL is not
+  CHECK(r.control);
+  r = reply("250 a\tb\r\n");
+  CHECK_FALSE(r.control);
+  r = reply("25\x01 text\r\n");  // in the code: malformed, not a control octet in the text
+  CHECK(r.malformed);
+  CHECK_FALSE(r.control);
+  r = reply("250 2.0.0 ok\r\n");
+  CHECK_FALSE(r.high);
+  CHECK_FALSE(r.control);
+}
+
+TEST_CASE("every verb is recognised in any case, and nothing else is", "[parser][command]") {
+  for (const Verb v : {Verb::lhlo, Verb::helo, Verb::ehlo, Verb::mail, Verb::rcpt, Verb::data, Verb::bdat,
+                       Verb::rset, Verb::noop, Verb::quit, Verb::vrfy, Verb::expn, Verb::help, Verb::starttls,
+                       Verb::auth, Verb::turn, Verb::etrn}) {
+    const std::string name(to_string(v));
+    std::string lower = name;
+    for (char& ch : lower) ch = static_cast<char>(ch - 'A' + 'a');
+    CHECK(parse_command(name).verb == v);
+    CHECK(parse_command(lower + " x").verb == v);
+    CHECK(parse_command(name.substr(0, name.size() - 1)).verb == Verb::unknown);
+    CHECK(parse_command(name + "S").verb == Verb::unknown);
+  }
+  // Octets that upper-case alike under a careless fold (0x40 and 0x60) are not letters.
+  CHECK(parse_command("`AIL FROM:<a@b>").verb == Verb::unknown);
+  CHECK(parse_command("M@IL FROM:<a@b>").verb == Verb::unknown);
+}
+
 TEST_CASE("commands are parsed case-insensitively with path and parameters", "[parser][command]") {
   auto c = parse_command("mail from:<a@b.example> SIZE=123 BODY=8BITMIME");
   CHECK(c.verb == Verb::mail);
