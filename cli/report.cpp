@@ -1,5 +1,6 @@
 #include "cli/report.hpp"
 
+#include "cli/json_writer.hpp"
 #include "web/view.hpp"
 
 #include <boost/json.hpp>
@@ -158,54 +159,59 @@ void write_text_summary(std::FILE* out, const Totals& t, const TextOptions& o) {
 }
 
 std::string json_session(const SessionResult& r) {
-  namespace json = boost::json;
-  json::object o;
-  o["source"] = r.source;
-  o["conn"] = r.conn;
-  o["client"] = r.client;
-  o["server"] = r.server;
-  o["format"] = r.info.format;
-  o["ordered"] = r.info.ordered;
-  o["commands"] = r.commands;
-  o["replies"] = r.replies;
-  o["errors"] = r.errors;
-  o["warnings"] = r.warnings;
-  o["notes"] = r.notes;
-  o["desynced"] = r.desynced;
-  o["final_state"] = r.final_state;
-  if (!r.faults.empty()) {
-    json::array fa;
-    for (const auto& f : r.faults) fa.push_back(json::string(f));
-    o["faults"] = std::move(fa);
-  }
-  json::array fs;
-  for (const auto& f : r.findings) fs.push_back(web::finding_json(f));
-  o["findings"] = std::move(fs);
-  json::array lad;
-  for (const auto& l : r.ladder) {
-    json::object j;
-    j["dir"] = to_string(l.dir);
-    j["text"] = l.text;
-    j["offset"] = l.offset;
-    if (l.dir == Dir::server) {
-      j["client_pair"] = l.client_pair;
-      if (l.true_known) j["true_pair"] = l.true_pair;
+  std::string s;
+  s.reserve(512 + r.ladder.size() * 112);
+  {
+    json::Object o(s);
+    o.str("source", r.source);
+    o.str("conn", r.conn);
+    o.str("client", r.client);
+    o.str("server", r.server);
+    o.str("format", r.info.format);
+    o.num("ordered", r.info.ordered);
+    o.num("commands", r.commands);
+    o.num("replies", r.replies);
+    o.num("errors", r.errors);
+    o.num("warnings", r.warnings);
+    o.num("notes", r.notes);
+    o.num("desynced", r.desynced);
+    o.str("final_state", r.final_state);
+    auto strings = [&](std::string_view key, const std::vector<std::string>& v) {
+      o.key(key);
+      json::Array a(s);
+      for (const auto& x : v) a.str(x);
+    };
+    if (!r.faults.empty()) strings("faults", r.faults);
+    {
+      o.key("findings");
+      json::Array fs(s);
+      // Few per session, and shared with the web view and the proxy's JSON lines.
+      for (const auto& f : r.findings) fs.sep() += boost::json::serialize(web::finding_json(f));
     }
-    if (!l.findings.empty()) {
-      json::array ids;
-      for (auto id : l.findings) ids.push_back(id);
-      j["findings"] = std::move(ids);
+    {
+      o.key("ladder");
+      json::Array lad(s);
+      for (const auto& l : r.ladder) {
+        lad.sep();
+        json::Object j(s);
+        j.str("dir", to_string(l.dir));
+        j.str("text", l.text);
+        j.num("offset", l.offset);
+        if (l.dir == Dir::server) {
+          j.str("client_pair", l.client_pair);
+          if (l.true_known) j.str("true_pair", l.true_pair);
+        }
+        if (!l.findings.empty()) {
+          j.key("findings");
+          json::Array ids(s);
+          for (auto id : l.findings) ids.num(id);
+        }
+      }
     }
-    lad.push_back(std::move(j));
+    strings("narrative", r.narrative);
+    strings("client_status", r.statuses);
   }
-  o["ladder"] = std::move(lad);
-  json::array nar;
-  for (const auto& n : r.narrative) nar.push_back(json::string(n));
-  o["narrative"] = std::move(nar);
-  json::array st;
-  for (const auto& s : r.statuses) st.push_back(json::string(s));
-  o["client_status"] = std::move(st);
-  return json::serialize(o);
+  return s;
 }
 
 std::string json_totals(const Totals& t) {
