@@ -8,12 +8,45 @@
 
 namespace lockstep {
 
+namespace {
+// Reply index -> ladder entry, for the replies that may still be paired: the most recent
+// ones, kept in index order (indices only grow, so adding is an append) and searched by
+// bisection. No allocation per reply, unlike a map.
+class ReplyEntries {
+  static auto lower(auto& v, std::uint64_t reply) {
+    return std::lower_bound(v.begin(), v.end(), reply, [](const auto& e, std::uint64_t r) { return e.first < r; });
+  }
+
+ public:
+  static constexpr std::size_t kKeep = 512;
+  void set(std::uint64_t reply, std::size_t entry) {
+    if (v_.empty() || v_.back().first < reply) {
+      v_.emplace_back(reply, entry);
+    } else {
+      auto it = lower(v_, reply);
+      if (it != v_.end() && it->first == reply) it->second = entry;
+      else v_.emplace(it, reply, entry);
+    }
+  }
+  const std::size_t* find(std::uint64_t reply) const {
+    auto it = lower(v_, reply);
+    return it != v_.end() && it->first == reply ? &it->second : nullptr;
+  }
+  void trim() {
+    while (v_.size() > kKeep) v_.pop_front();
+  }
+
+ private:
+  std::deque<std::pair<std::uint64_t, std::size_t>> v_;
+};
+}  // namespace
+
 struct Checker::Run {
   Run(const SourceInfo& i, bool mid, bool trace, bool redaction)
       : session(SessionOptions{i.ordered, i.mid_session || mid, i.content_visible, trace, redaction}) {}
   Session session;
   SessionResult result;
-  std::map<std::uint64_t, std::size_t> reply_entry;  // reply index -> ladder entry
+  ReplyEntries reply_entry;
   // What lockstep injected (proxy faults): stream ranges, and the findings about them.
   struct Injected { Dir dir; std::uint64_t begin, end; };
   std::deque<Injected> injected;
@@ -163,7 +196,7 @@ void Checker::drain(Run& run) {
             l.offset = e.reply->offset;
             l.reply_index = e.reply->index;
             l.time = e.reply->time;
-            if (add(std::move(l))) run.reply_entry[e.reply->index] = res.ladder.size() - 1;
+            if (add(std::move(l))) run.reply_entry.set(e.reply->index, res.ladder.size() - 1);
           } else if constexpr (std::is_same_v<T, ContentEvent>) {
             LadderEntry l;
             l.dir = Dir::client;
@@ -174,20 +207,18 @@ void Checker::drain(Run& run) {
                                : std::string("[content not in the source] .");
             add(std::move(l));
           } else if constexpr (std::is_same_v<T, PairEvent>) {
-            auto it = run.reply_entry.find(e.reply_index);
-            if (it != run.reply_entry.end()) {
-              LadderEntry& l = res.ladder[it->second];
-              if (e.client_view) l.client_pair = e.slot;
+            if (const std::size_t* at = run.reply_entry.find(e.reply_index)) {
+              LadderEntry& l = res.ladder[*at];
+              if (e.client_view) l.client_pair = std::move(e.slot);
               else {
-                l.true_pair = e.slot;
+                l.true_pair = std::move(e.slot);
                 l.true_known = true;
               }
             }
           } else if constexpr (std::is_same_v<T, MispairEvent>) {
             if (res.narrative.size() < limits_.narrative) res.narrative.push_back(e.text);
             else if (res.narrative.size() == limits_.narrative) res.narrative.push_back("... (more replies out of step)");
-            auto it = run.reply_entry.find(e.reply_index);
-            if (it != run.reply_entry.end()) res.ladder[it->second].mispair = e.text;
+            if (const std::size_t* at = run.reply_entry.find(e.reply_index)) res.ladder[*at].mispair = e.text;
           } else if constexpr (std::is_same_v<T, Finding>) {
             switch (e.severity) {
               case Severity::error: ++res.errors; break;
@@ -212,7 +243,7 @@ void Checker::drain(Run& run) {
         *ev);
   }
   // Keep the reply index map small: only recent replies can still be paired.
-  while (run.reply_entry.size() > 512) run.reply_entry.erase(run.reply_entry.begin());
+  run.reply_entry.trim();
 }
 
 void Checker::done(const std::string& conn, Time t, bool capture_ended) {

@@ -117,10 +117,11 @@ std::size_t Command::count_param(std::string_view key) const {
 }
 
 std::string Command::label(std::size_t max) const {
-  std::string s = line;
+  const bool cut = line.size() > max;
+  std::string s(line, 0, cut ? max : line.size());
   for (char& ch : s)
     if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
-  if (s.size() > max) s = s.substr(0, max) + "...";
+  if (cut) s += "...";
   return s;
 }
 

@@ -63,9 +63,17 @@ std::string_view Reply::first_text() const {
 }
 
 std::string Reply::summary(std::size_t max) const {
-  std::string s = lines.empty() ? std::string() : lines[0];
-  if (s.size() > max) s = s.substr(0, max) + "...";
-  if (line_count > 1) s += fmt::format(" (+{} lines)", line_count - 1);
+  std::string s;
+  if (!lines.empty()) {
+    const std::string& first = lines[0];
+    s.assign(first, 0, std::min(first.size(), max));
+    if (first.size() > max) s += "...";
+  }
+  if (line_count > 1) {
+    s += " (+";
+    s += std::to_string(line_count - 1);
+    s += " lines)";
+  }
   return s;
 }
 

@@ -45,6 +45,16 @@ TEST_CASE("the JSON writer escapes strings as boost::json does", "[cli][json]") 
   CHECK(written("\x1f") == "\"\\u001f\"");
   CHECK(written("\x7f\xff") == "\"\x7f\xff\"");
 
+  // Every escape at every position of a long plain run: the eight-octet steps and the tail.
+  for (const char special : std::string("\"\\\n\x1f\x00\x01", 6)) {
+    for (std::size_t at = 0; at < 41; ++at) {
+      std::string v(41, 'a');
+      v[at] = special;
+      INFO("escape " << int(special) << " at " << at);
+      REQUIRE(written(v) == dom(v));
+    }
+  }
+
   std::mt19937 rng(7);
   const std::string special = std::string("\"\\\r\n\t\b\f\x01\x1f\x7f\x80\xff", 13) + "aZ ";
   for (int i = 0; i < 5000; ++i) {
