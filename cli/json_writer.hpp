@@ -6,6 +6,7 @@
 // holds a ladder entry per command and reply, and a document per session cost more than
 // the checking.
 #include <array>
+#include <bit>
 #include <charconv>
 #include <concepts>
 #include <cstdint>
@@ -30,13 +31,26 @@ constexpr std::array<char, 256> kEscape = [] {
   return t;
 }();
 
-// Whether any of the 8 octets of w needs an escape: below 0x20, '"' or '\\'. Exact,
-// unlike the position such word tricks give.
-constexpr bool word_needs_escape(std::uint64_t w) {
-  constexpr std::uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
-  const auto zero_in = [&](std::uint64_t x) { return ((x - ones) & ~x & high) != 0; };
-  const bool low = ((w - 0x20 * ones) & ~w & high) != 0;
-  return low || zero_in(w ^ ('"' * ones)) || zero_in(w ^ ('\\' * ones));
+// The high bit of each octet of w that needs an escape (below 0x20, '"' or '\\'), and
+// no other bit: an exact test per octet, with no carry from one octet into the next.
+constexpr std::uint64_t escape_mask(std::uint64_t w) {
+  constexpr std::uint64_t ones = 0x0101010101010101u, low7 = 0x7f7f7f7f7f7f7f7fu;
+  const auto zero = [](std::uint64_t x) { return ~(((x & low7) + low7) | x | low7); };
+  return zero(w & (0xe0 * ones)) | zero(w ^ ('"' * ones)) | zero(w ^ ('\\' * ones));
+}
+
+// The position of the first octet from i on that needs an escape, or v.size().
+inline std::size_t next_escape(std::string_view v, std::size_t i) {
+  for (; i + 8 <= v.size(); i += 8) {  // eight octets a step: most of a report needs no escape
+    std::uint64_t w;
+    std::memcpy(&w, v.data() + i, 8);
+    if (const std::uint64_t m = escape_mask(w)) {
+      if constexpr (std::endian::native == std::endian::little) return i + (std::countr_zero(m) >> 3);
+      else return i + (std::countl_zero(m) >> 3);
+    }
+  }
+  while (i < v.size() && !kEscape[static_cast<unsigned char>(v[i])]) ++i;
+  return i;
 }
 }  // namespace detail
 
@@ -44,17 +58,8 @@ constexpr bool word_needs_escape(std::uint64_t w) {
 inline void string(std::string& out, std::string_view v) {
   out += '"';
   std::size_t run = 0;  // start of the octets not yet copied
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    // Eight plain octets at a time: most of a report's text needs no escape.
-    while (i + 8 <= v.size()) {
-      std::uint64_t w;
-      std::memcpy(&w, v.data() + i, 8);
-      if (detail::word_needs_escape(w)) break;
-      i += 8;
-    }
-    if (i == v.size()) break;
+  for (std::size_t i = detail::next_escape(v, 0); i < v.size(); i = detail::next_escape(v, i + 1)) {
     const char e = detail::kEscape[static_cast<unsigned char>(v[i])];
-    if (!e) continue;
     out.append(v.data() + run, i - run);
     run = i + 1;
     out += '\\';

@@ -39,6 +39,10 @@ TEST_CASE("the JSON writer escapes strings as boost::json does", "[cli][json]") 
     INFO("octet " << c);
     CHECK(written(one) == dom(one));
     CHECK(written("ab" + one + "cd" + one) == dom("ab" + one + "cd" + one));
+    std::string wide(24, 'x');  // in the eight-octet steps, next to plain and to escaped octets
+    wide[3] = wide[13] = static_cast<char>(c);
+    wide[14] = '"';
+    CHECK(written(wide) == dom(wide));
   }
   CHECK(written("\r\n") == "\"\\r\\n\"");
   CHECK(written(std::string(1, '\x01')) == "\"\\u0001\"");
