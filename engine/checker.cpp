@@ -160,14 +160,20 @@ void Checker::data(const std::string& conn, Dir dir, std::string_view bytes, Tim
 
 void Checker::drain(Run& run) {
   SessionResult& res = run.result;
-  auto add = [&](LadderEntry e) -> LadderEntry* {
+  // A new entry at the end of the ladder, or none when the ladder is full (then nothing
+  // about it is formatted).
+  auto add = [&](Dir dir, std::uint64_t offset, Time time, bool content = false) -> LadderEntry* {
     if (res.ladder.size() >= limits_.ladder) {
       ++res.ladder_dropped;
       return nullptr;
     }
-    if (run.faulted && !e.content) e.injected = run.is_injected(e.dir, e.offset);
-    res.ladder.push_back(std::move(e));
-    return &res.ladder.back();
+    LadderEntry& l = res.ladder.emplace_back();
+    l.dir = dir;
+    l.offset = offset;
+    l.time = time;
+    l.content = content;
+    if (run.faulted && !content) l.injected = run.is_injected(dir, offset);
+    return &l;
   };
   while (auto ev = run.session.next()) {
     if (auto* f = std::get_if<Finding>(&*ev); f && run.faulted) {
@@ -183,29 +189,17 @@ void Checker::drain(Run& run) {
         [&](auto& e) {
           using T = std::decay_t<decltype(e)>;
           if constexpr (std::is_same_v<T, CommandEvent>) {
-            LadderEntry l;
-            l.dir = Dir::client;
-            l.text = e.command->label(100);
-            l.offset = e.command->offset;
-            l.time = e.command->time;
-            add(std::move(l));
+            if (LadderEntry* l = add(Dir::client, e.command->offset, e.command->time)) l->text = e.command->label(100);
           } else if constexpr (std::is_same_v<T, ReplyEvent>) {
-            LadderEntry l;
-            l.dir = Dir::server;
-            l.text = e.reply->summary(100);
-            l.offset = e.reply->offset;
-            l.reply_index = e.reply->index;
-            l.time = e.reply->time;
-            if (add(std::move(l))) run.reply_entry.set(e.reply->index, res.ladder.size() - 1);
+            if (LadderEntry* l = add(Dir::server, e.reply->offset, e.reply->time)) {
+              l->text = e.reply->summary(100);
+              l->reply_index = e.reply->index;
+              run.reply_entry.set(e.reply->index, res.ladder.size() - 1);
+            }
           } else if constexpr (std::is_same_v<T, ContentEvent>) {
-            LadderEntry l;
-            l.dir = Dir::client;
-            l.content = true;
-            l.offset = e.offset;
-            l.time = e.time;
-            l.text = e.visible ? fmt::format("[content: {} octets, {} lines] .", e.size, e.lines)
-                               : std::string("[content not in the source] .");
-            add(std::move(l));
+            if (LadderEntry* l = add(Dir::client, e.offset, e.time, true))
+              l->text = e.visible ? fmt::format("[content: {} octets, {} lines] .", e.size, e.lines)
+                                  : std::string("[content not in the source] .");
           } else if constexpr (std::is_same_v<T, PairEvent>) {
             if (const std::size_t* at = run.reply_entry.find(e.reply_index)) {
               LadderEntry& l = res.ladder[*at];

@@ -9,13 +9,13 @@
 using namespace lockstep;
 
 namespace {
-std::vector<SessionResult> check_file(const std::string& path) {
+std::vector<SessionResult> check_file(const std::string& path, CheckerLimits limits = {}) {
   std::string err;
   auto src = open_source(path, "auto", err);
   INFO(err);
   REQUIRE(src);
   std::vector<SessionResult> out;
-  Checker c(src->info(), path, [&](SessionResult&& r) { out.push_back(std::move(r)); });
+  Checker c(src->info(), path, [&](SessionResult&& r) { out.push_back(std::move(r)); }, limits);
   SourceEvent ev;
   while (src->next(ev)) c.on(ev);
   c.finish();
@@ -112,4 +112,50 @@ TEST_CASE("real Postfix after a stray 350 (fake server): the surplus is found in
     REQUIRE_FALSE(s.findings.empty());
     CHECK(s.findings.front().rule->id == "LMTP-4.2-PER-RCPT-REPLIES");
   }
+}
+
+TEST_CASE("a capped ladder keeps the first entries, paired as in the whole one, and counts the rest",
+          "[fixtures][ladder]") {
+  const std::string path = kFixtures + "incidents/cyrus-lockers-postfix.log";
+  const auto whole = check_file(path);
+  REQUIRE(whole.size() == 1);
+  const auto& full = whole[0];
+  REQUIRE(full.ladder.size() > 12);
+  REQUIRE(full.ladder_dropped == 0);
+  for (const std::size_t cap : {std::size_t{1}, std::size_t{5}, full.ladder.size() - 1}) {
+    DYNAMIC_SECTION("cap " << cap) {
+      CheckerLimits limits;
+      limits.ladder = cap;
+      const auto capped = check_file(path, limits);
+      REQUIRE(capped.size() == 1);
+      const auto& r = capped[0];
+      REQUIRE(r.ladder.size() == cap);
+      CHECK(r.ladder_dropped == full.ladder.size() - cap);
+      CHECK(r.findings.size() == full.findings.size());
+      CHECK(r.narrative == full.narrative);
+      for (std::size_t i = 0; i < cap; ++i) {
+        INFO("entry " << i);
+        CHECK(r.ladder[i].dir == full.ladder[i].dir);
+        CHECK(r.ladder[i].text == full.ladder[i].text);
+        CHECK(r.ladder[i].offset == full.ladder[i].offset);
+        CHECK(r.ladder[i].client_pair == full.ladder[i].client_pair);
+        CHECK(r.ladder[i].true_pair == full.ladder[i].true_pair);
+        CHECK(r.ladder[i].mispair == full.ladder[i].mispair);
+        CHECK(r.ladder[i].findings == full.ladder[i].findings);
+      }
+    }
+  }
+  // No ladder at all: the session is not traced, so there is nothing to count as dropped.
+  CheckerLimits none;
+  none.ladder = 0;
+  const auto bare = check_file(path, none);
+  REQUIRE(bare.size() == 1);
+  CHECK(bare[0].ladder.empty());
+  CHECK(bare[0].ladder_dropped == 0);
+  CHECK(bare[0].findings.size() == full.findings.size());
+  // The incident's replies are paired in the whole ladder: the stray 350 with end of data.
+  bool stray = false;
+  for (const auto& l : full.ladder)
+    if (l.text.rfind("350 lockers", 0) == 0) stray = !l.client_pair.empty() && !l.findings.empty();
+  CHECK(stray);
 }
