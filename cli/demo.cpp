@@ -102,7 +102,7 @@ int run_demo(bool color) {
     if (auto* c = std::get_if<CommandEvent>(&e)) fmt::print("  C: {}\n", c->command->label(70));
     else if (auto* d = std::get_if<ContentEvent>(&e)) fmt::print("  C: [content: {} octets] .\n", d->size);
     else if (auto* p = std::get_if<PairEvent>(&e); p && p->client_view)
-      fmt::print("  S: {:<44} {}\n", p->reply, paint("2", "-> " + p->slot));
+      fmt::print("  S: {:<44} {}\n", p->reply->summary(80), paint("2", "-> " + p->slot));
     else if (auto* m = std::get_if<MispairEvent>(&e)) fmt::print("     {}\n", paint("33", "~ " + m->text));
     else if (auto* f = std::get_if<Finding>(&e); f && f->severity != Severity::note)
       fmt::print("     {}{} {}\n", paint(f->severity == Severity::error ? "1;31" : "33", fmt::format("✗ {}", f->rule->id)),

@@ -139,7 +139,7 @@ void Session::Impl::commit(const Hyp& h) {
 
 void Session::Impl::commit_surplus(const std::shared_ptr<const Reply>& r, bool first_edit) {
   ++surplus;
-  if (opt.trace) events.emplace_back(PairEvent{false, r->index, {}, r->summary(80)});
+  if (opt.trace) events.emplace_back(PairEvent{false, r->index, {}, r});
   if (r->code == 421) {  // asynchronous shutdown: allowed with no command pending
     find_reply("SMTP-3.8-421-ASYNC", *r,
                "a 421 with no command waiting for it: a server may announce its shutdown at any time; replies "

@@ -96,7 +96,7 @@ void Session::Impl::check_capabilities(const Reply& r) {
 
 void Session::Impl::commit_pair(Slot& s, const std::shared_ptr<const Reply>& rp) {
   const Reply& r = *rp;
-  if (opt.trace) events.emplace_back(PairEvent{false, r.index, s.label(), r.summary(80)});
+  if (opt.trace) events.emplace_back(PairEvent{false, r.index, s.label(), rp});
   const State before = st;
   check_pair(s, r, before);
 

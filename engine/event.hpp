@@ -54,7 +54,7 @@ struct PairEvent {
   bool client_view = true;
   std::uint64_t reply_index = 0;
   std::string slot;               // label of the slot, empty when unpaired (surplus)
-  std::string reply;              // the reply's summary
+  std::shared_ptr<const Reply> reply;  // the reply paired
   // The slot's position, for the fault stages: its kind, the command's verb and index
   // (UINT32_MAX for the greeting and per-recipient replies), per-recipient slot k of n.
   SlotKind kind = SlotKind::command;

@@ -54,7 +54,12 @@ Session::Impl::Impl(SessionOptions o) : opt(o) {
   }
 }
 
-std::string Slot::label() const {
+const std::string& Slot::label() const {
+  if (label_.empty()) label_ = make_label();
+  return label_;
+}
+
+std::string Slot::make_label() const {
   switch (kind) {
     case SlotKind::greeting:
       return "greeting";
@@ -557,7 +562,7 @@ Session::Impl::Rec& Session::Impl::rec(std::uint64_t reply) {
 
 void Session::Impl::client_pair(Slot& s, const std::shared_ptr<const Reply>& r) {
   if (opt.trace) {
-    PairEvent pe{true, r->index, s.label(), r->summary(80)};
+    PairEvent pe{true, r->index, s.label(), r};
     pe.kind = s.kind;
     pe.verb = s.verb();
     if (s.cmd) pe.command = s.cmd->index;

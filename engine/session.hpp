@@ -57,8 +57,13 @@ struct Slot {
   Verb verb() const { return cmd ? cmd->verb : Verb::unknown; }
   std::string_view rcpt() const { return rcpt_cmd ? std::string_view(rcpt_cmd->path) : std::string_view(); }
   // How findings and the ladder name it: "greeting", the command line, or "end of data
-  // (reply 2/3, <rcpt>)". Built when asked for: most slots are never named.
-  std::string label() const;
+  // (reply 2/3, <rcpt>)". Built when first asked for (most slots are never named) and kept:
+  // a traced session names each slot once for the client's pairing and once for the true one.
+  const std::string& label() const;
+
+ private:
+  mutable std::string label_;
+  std::string make_label() const;
 };
 
 class Session {
