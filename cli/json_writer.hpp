@@ -6,13 +6,12 @@
 // holds a ladder entry per command and reply, and a document per session cost more than
 // the checking.
 #include <array>
-#include <bit>
 #include <charconv>
 #include <concepts>
-#include <cstdint>
-#include <cstring>
 #include <string>
 #include <string_view>
+
+#include "engine/simd.hpp"
 
 namespace lockstep::cli::json {
 
@@ -31,26 +30,9 @@ constexpr std::array<char, 256> kEscape = [] {
   return t;
 }();
 
-// The high bit of each octet of w that needs an escape (below 0x20, '"' or '\\'), and
-// no other bit: an exact test per octet, with no carry from one octet into the next.
-constexpr std::uint64_t escape_mask(std::uint64_t w) {
-  constexpr std::uint64_t ones = 0x0101010101010101u, low7 = 0x7f7f7f7f7f7f7f7fu;
-  const auto zero = [](std::uint64_t x) { return ~(((x & low7) + low7) | x | low7); };
-  return zero(w & (0xe0 * ones)) | zero(w ^ ('"' * ones)) | zero(w ^ ('\\' * ones));
-}
-
 // The position of the first octet from i on that needs an escape, or v.size().
 inline std::size_t next_escape(std::string_view v, std::size_t i) {
-  for (; i + 8 <= v.size(); i += 8) {  // eight octets a step: most of a report needs no escape
-    std::uint64_t w;
-    std::memcpy(&w, v.data() + i, 8);
-    if (const std::uint64_t m = escape_mask(w)) {
-      if constexpr (std::endian::native == std::endian::little) return i + (std::countr_zero(m) >> 3);
-      else return i + (std::countl_zero(m) >> 3);
-    }
-  }
-  while (i < v.size() && !kEscape[static_cast<unsigned char>(v[i])]) ++i;
-  return i;
+  return static_cast<std::size_t>(simd::find_json_escape(v.data() + i, v.data() + v.size()) - v.data());
 }
 }  // namespace detail
 

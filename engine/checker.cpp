@@ -10,30 +10,19 @@ namespace lockstep {
 
 namespace {
 // Reply index -> ladder entry, for the replies that may still be paired: the most recent
-// ones, kept in index order (indices only grow, so adding is an append) and searched by
+// ones in index order (reply indices only grow, so adding is an append), searched by
 // bisection. No allocation per reply, unlike a map.
 class ReplyEntries {
-  static auto lower(auto& v, std::uint64_t reply) {
-    return std::lower_bound(v.begin(), v.end(), reply, [](const auto& e, std::uint64_t r) { return e.first < r; });
-  }
-
  public:
-  static constexpr std::size_t kKeep = 512;
-  void set(std::uint64_t reply, std::size_t entry) {
-    if (v_.empty() || v_.back().first < reply) {
-      v_.emplace_back(reply, entry);
-    } else {
-      auto it = lower(v_, reply);
-      if (it != v_.end() && it->first == reply) it->second = entry;
-      else v_.emplace(it, reply, entry);
-    }
-  }
-  const std::size_t* find(std::uint64_t reply) const {
-    auto it = lower(v_, reply);
-    return it != v_.end() && it->first == reply ? &it->second : nullptr;
+  void add(std::uint64_t reply, std::size_t entry) {
+    if (v_.empty() || v_.back().first < reply) v_.emplace_back(reply, entry);
   }
   void trim() {
-    while (v_.size() > kKeep) v_.pop_front();
+    while (v_.size() > 512) v_.pop_front();
+  }
+  const std::size_t* find(std::uint64_t reply) const {
+    auto it = std::lower_bound(v_.begin(), v_.end(), reply, [](const auto& e, std::uint64_t r) { return e.first < r; });
+    return it != v_.end() && it->first == reply ? &it->second : nullptr;
   }
 
  private:
@@ -194,7 +183,7 @@ void Checker::drain(Run& run) {
             if (LadderEntry* l = add(Dir::server, e.reply->offset, e.reply->time)) {
               l->text = e.reply->summary(100);
               l->reply_index = e.reply->index;
-              run.reply_entry.set(e.reply->index, res.ladder.size() - 1);
+              run.reply_entry.add(e.reply->index, res.ladder.size() - 1);
             }
           } else if constexpr (std::is_same_v<T, ContentEvent>) {
             if (LadderEntry* l = add(Dir::client, e.offset, e.time, true))
@@ -236,8 +225,7 @@ void Checker::drain(Run& run) {
         },
         *ev);
   }
-  // Keep the reply index map small: only recent replies can still be paired.
-  run.reply_entry.trim();
+  run.reply_entry.trim();  // only recent replies can still be paired
 }
 
 void Checker::done(const std::string& conn, Time t, bool capture_ended) {

@@ -11,20 +11,56 @@
 
 namespace lockstep::simd {
 
-// The first '"' or '\\' in [p, end), or end.
-inline const char* find_quote_or_backslash(const char* p, const char* end) {
+namespace detail {
+// The first octet in [p, end) that `mask` (a movemask of the octets to find, per 16-byte
+// block) or, in the tail, `plain` (false for them) picks out; end if none.
+template <class Mask, class Plain>
+inline const char* find_first(const char* p, const char* end, Mask mask, Plain plain) {
 #if defined(__SSE2__)
-  const __m128i q = _mm_set1_epi8('"');
-  const __m128i b = _mm_set1_epi8('\\');
   while (end - p >= 16) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    const int m = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, q), _mm_cmpeq_epi8(v, b)));
+    const int m = mask(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
     if (m) return p + __builtin_ctz(static_cast<unsigned>(m));
     p += 16;
   }
+#else
+  (void)mask;
 #endif
-  while (p < end && *p != '"' && *p != '\\') ++p;
+  while (p < end && plain(static_cast<unsigned char>(*p))) ++p;
   return p;
+}
+}  // namespace detail
+
+// The first '"' or '\\' in [p, end), or end.
+inline const char* find_quote_or_backslash(const char* p, const char* end) {
+  return detail::find_first(
+      p, end,
+      [](auto v) {
+#if defined(__SSE2__)
+        return _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+#else
+        (void)v;
+        return 0;
+#endif
+      },
+      [](unsigned char c) { return c != '"' && c != '\\'; });
+}
+
+// The first octet JSON text must escape when octets from 0x80 up stand as they are (as
+// boost::json writes strings): below 0x20, '"' or '\\'; end if none.
+inline const char* find_json_escape(const char* p, const char* end) {
+  return detail::find_first(
+      p, end,
+      [](auto v) {
+#if defined(__SSE2__)
+        const __m128i low = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);  // unsigned v <= 0x1f
+        return _mm_movemask_epi8(_mm_or_si128(
+            low, _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')))));
+#else
+        (void)v;
+        return 0;
+#endif
+      },
+      [](unsigned char c) { return c >= 0x20 && c != '"' && c != '\\'; });
 }
 
 namespace detail {

@@ -39,7 +39,7 @@ TEST_CASE("the JSON writer escapes strings as boost::json does", "[cli][json]") 
     INFO("octet " << c);
     CHECK(written(one) == dom(one));
     CHECK(written("ab" + one + "cd" + one) == dom("ab" + one + "cd" + one));
-    std::string wide(24, 'x');  // in the eight-octet steps, next to plain and to escaped octets
+    std::string wide(24, 'x');  // inside the 16-octet blocks, next to plain and to escaped octets
     wide[3] = wide[13] = static_cast<char>(c);
     wide[14] = '"';
     CHECK(written(wide) == dom(wide));
@@ -49,7 +49,7 @@ TEST_CASE("the JSON writer escapes strings as boost::json does", "[cli][json]") 
   CHECK(written("\x1f") == "\"\\u001f\"");
   CHECK(written("\x7f\xff") == "\"\x7f\xff\"");
 
-  // Every escape at every position of a long plain run: the eight-octet steps and the tail.
+  // Every escape at every position of a long plain run: the 16-octet blocks and the tail.
   for (const char special : std::string("\"\\\n\x1f\x00\x01", 6)) {
     for (std::size_t at = 0; at < 41; ++at) {
       std::string v(41, 'a');
