@@ -12,6 +12,17 @@
 namespace lockstep::simd {
 
 namespace detail {
+// The movemask of the '"' and '\\' octets of a block, and the same test for one octet.
+constexpr auto quote_or_backslash = [](auto v) {
+#if defined(__SSE2__)
+  return _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+#else
+  (void)v;
+  return 0;
+#endif
+};
+constexpr auto not_quote_or_backslash = [](unsigned char c) { return c != '"' && c != '\\'; };
+
 // The first octet in [p, end) that `mask` (a movemask of the octets to find, per 16-byte
 // block) or, in the tail, `plain` (false for them) picks out; end if none.
 template <class Mask, class Plain>
@@ -34,15 +45,7 @@ inline const char* find_first(const char* p, const char* end, Mask mask, Plain p
 inline const char* find_quote_or_backslash(const char* p, const char* end) {
   return detail::find_first(
       p, end,
-      [](auto v) {
-#if defined(__SSE2__)
-        return _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
-#else
-        (void)v;
-        return 0;
-#endif
-      },
-      [](unsigned char c) { return c != '"' && c != '\\'; });
+      detail::quote_or_backslash, detail::not_quote_or_backslash);
 }
 
 // The first octet JSON text must escape when octets from 0x80 up stand as they are (as
@@ -117,15 +120,7 @@ inline const char* copy_until(const char* p, const char* end, char*& w, Mask mas
 inline const char* copy_until_quote_or_backslash(const char* p, const char* end, char*& w) {
   return detail::copy_until(
       p, end, w,
-      [](auto v) {
-#if defined(__SSE2__)
-        return _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
-#else
-        (void)v;
-        return 0;
-#endif
-      },
-      [](unsigned char c) { return c != '"' && c != '\\'; });
+      detail::quote_or_backslash, detail::not_quote_or_backslash);
 }
 
 // The same, but also stopping at a control octet (below 0x20) or one of 0x80 and up: the
