@@ -1,13 +1,15 @@
 #pragma once
 // Writes the JSON Lines recording: one file for every connection, or one file per
 // connection when the path is a directory. Events are gathered in memory and written in
-// blocks: when 64 KiB are waiting, when a connection ends, at most `delay` after an
-// event (flush_on), on reopen and at destruction. A crash or a SIGKILL loses at most
-// the events of that last moment.
+// blocks: when 64 KiB are waiting (1 MiB in direct mode), when a connection ends, at
+// most `delay` after an event (flush_on), on reopen and at destruction. A crash or a
+// SIGKILL loses at most the events of that last moment. The single file is written
+// with O_DIRECT where the file system allows, by a thread of its own (flush_direct).
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -39,24 +41,44 @@ class Recorder {
   void reopen();
   // The first write error, if any (the relay goes on regardless).
   std::string error() const;
+  // Whether the single file is written past the page cache (O_DIRECT) now.
+  bool direct() const;
 
  private:
   Recorder() = default;
+  // Page-aligned memory for direct writes.
+  struct Buffer {
+    std::unique_ptr<char, void (*)(void*)> p{nullptr, std::free};
+    std::size_t cap = 0;
+    char* data() { return p.get(); }
+    void grow(std::size_t n, std::size_t keep);  // to at least n octets, keeping the first `keep`
+    void release() { p.reset(); cap = 0; }
+  };
   // One file and the events waiting for it.
   struct Out {
-    int fd = -1;
-    std::string buf;      // only grows (zero-filled once); `used` octets hold events
+    int fd = -1;          // appends through the page cache
+    int direct = -1;      // single-file mode: the same file opened with O_DIRECT, or -1
+    Buffer buf;           // `used` octets hold events
     std::size_t used = 0;
+    std::size_t done = 0;     // direct mode: buf[0, done) is in the file already
+    std::uint64_t base = 0;   // direct mode: the file offset of buf[0], a page boundary
     // Disk space reserved ahead of the writes (single-file mode): [0, reserved) of the
-    // file has blocks, `size` is the file's length as of the last write.
+    // file has blocks.
     bool prealloc = false, tried = false;  // tried: fallocate ran (it may have kept blocks)
-    std::uint64_t size = 0, reserved = 0;
+    std::uint64_t size = 0, reserved = 0;  // size: the file's length as this recorder wrote it
   };
   static void close_out(Out& o);  // gives back the unused reserved space, closes the file
   Out* out_for(std::string_view conn);  // null when its file cannot be opened
   static char* reserve(Out& o, std::size_t n);
+  void start_direct(Out& o, const std::string& path);  // direct mode when the file system can
+  void flush_direct(Out& o, bool whole);
+  static void reserve_blocks(Out& o);  // reserves the file's blocks ahead of its end (fallocate)
+  void wait_written();  // until the writer thread has written everything queued
+  static void stop_direct(Out& o);
+  static bool resync(Out& o);  // direct mode: follows a file changed by others; false on errors
   void written(Out& o);  // after an append: write by size, or arm the timer
-  void flush_locked(Out& o);
+  // whole: everything buffered; otherwise a partial last page may stay for later.
+  void flush_locked(Out& o, bool whole);
   void flush_all_locked();
   void arm_locked();
   std::string path_;
@@ -68,6 +90,8 @@ class Recorder {
   bool armed_ = false;
   mutable std::mutex mu_;
   std::string error_;
+  struct Writer;  // the thread of the direct writes (single-file mode)
+  std::unique_ptr<Writer> writer_;
 };
 
 }  // namespace lockstep::proxy

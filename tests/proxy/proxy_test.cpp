@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "engine/jsonl.hpp"
 #include "tests/proxy/harness.hpp"
 
 
@@ -376,4 +377,61 @@ TEST_CASE("a single-file recording reserves its blocks ahead while open and give
   CHECK(std::count(b.begin(), b.end(), '\n') == 501);
   std::filesystem::remove(rec);
   std::filesystem::remove(moved);
+}
+
+TEST_CASE("a single-file recording holds every event exactly, written past the page cache in blocks",
+          "[proxy][record]") {
+  const std::string rec = temp_path("direct.jsonl");
+  std::filesystem::remove(rec);
+  // An existing file with a partial last page: the recorder appends after it.
+  const std::string before = "{\"t\":1,\"ev\":\"end\",\"conn\":\"0\"}\n" + std::string(5000, ' ') + "\n";
+  {
+    std::ofstream f(rec, std::ios::binary);
+    f << before;
+  }
+  std::string err;
+  auto r = proxy::Recorder::open(rec, err);
+  REQUIRE(r);
+  if (!r->direct()) WARN("this file system takes no O_DIRECT writes: the page-cache path is checked");
+  std::string expect = before + jsonl_meta(0, LOCKSTEP_VERSION);
+  std::mt19937 rng(7);
+  Time t = 0;
+  auto event = [&](std::size_t size) {
+    std::string bytes(size, 'x');
+    for (auto& c : bytes) c = "ab\r\n.\"\\\x01\xff"[rng() % 9];
+    const Dir d = (++t % 2) ? Dir::client : Dir::server;
+    r->data("1", t, d, bytes);
+    expect += jsonl_data(t, "1", d, bytes);
+  };
+  // Small and large events, a block's worth and more between the flushes (whole flushes
+  // of less than a block go through the page cache, larger ones directly).
+  for (int round = 0; round < 12; ++round) {
+    const int n = static_cast<int>(rng() % 300);
+    for (int i = 0; i < n; ++i) event(rng() % 2 ? rng() % 200 : rng() % 65536);
+    if (round % 3 == 0) {
+      r->write("1", jsonl_end(++t, "1"));
+      expect += jsonl_end(t, "1");
+    }
+    r->flush();
+    CHECK(slurp(rec) == expect);  // whole after every flush, no page of zeros
+  }
+  CHECK(r->error().empty());
+  // A copytruncate rotation: the recorder follows the file to its new length.
+  REQUIRE(::truncate(rec.c_str(), 0) == 0);
+  expect.clear();
+  for (int i = 0; i < 100; ++i) event(rng() % 40000);
+  r->flush();
+  CHECK(slurp(rec) == expect);
+  // And once more, to an unaligned length, with events still waiting in the buffer.
+  expect.clear();
+  for (int i = 0; i < 10; ++i) event(300);
+  const std::string waiting = expect;
+  REQUIRE(::truncate(rec.c_str(), 1000) == 0);
+  const std::string kept = slurp(rec);
+  REQUIRE(kept.size() == 1000);
+  expect.clear();
+  for (int i = 0; i < 200; ++i) event(rng() % 20000);
+  r.reset();  // closing writes the rest
+  CHECK(slurp(rec) == kept + waiting + expect);
+  std::filesystem::remove(rec);
 }
