@@ -76,6 +76,8 @@ std::size_t pwrite_all(int fd, std::string_view s, std::uint64_t at) {
   }
   return done;
 }
+std::string write_failed() { return fmt::format("writing the recording failed: {}", std::strerror(errno)); }
+
 constexpr std::size_t kBlockRoom = kDirectBlock + (512u << 10);  // a block, with room for the last event (a 64 KiB read escaped)
 constexpr std::size_t kQueueAtMost = 8u << 20;  // octets waiting for the writer before events wait
 
@@ -164,8 +166,7 @@ struct Recorder::Writer {
       off = true;  // the file changed under the recorder, or the direct write failed
     }
     from = std::max(from, j.done);
-    if (write_all(j.fd, std::string_view(j.buf.p.get() + from, j.end - from))) return {};
-    return fmt::format("writing the recording failed: {}", std::strerror(errno));
+    return write_all(j.fd, std::string_view(j.buf.p.get() + from, j.end - from)) ? std::string() : write_failed();
   }
 };
 
@@ -242,6 +243,7 @@ bool Recorder::resync(Out& o) {
 void Recorder::stop_direct(Out& o) {
   if (o.direct >= 0) ::close(o.direct);
   o.direct = -1;
+  if (o.done == 0) return;
   // What the file has already leaves the buffer.
   std::memmove(o.buf.data(), o.buf.data() + o.done, o.used - o.done);
   o.used -= o.done;
@@ -316,7 +318,7 @@ void Recorder::flush_locked(Out& o, bool whole) {
   reserve_blocks(o);
   o.size += o.used;
   if (!write_all(o.fd, std::string_view(o.buf.data(), o.used)) && error_.empty())
-    error_ = fmt::format("writing the recording failed: {}", std::strerror(errno));
+    error_ = write_failed();
   o.used = 0;
   if (o.buf.cap > kKeepAtMost) o.buf.release();
 }
@@ -358,7 +360,7 @@ void Recorder::flush_direct(Out& o, bool whole) {
     const std::string_view rest(o.buf.data() + o.done, o.used - o.done);
     if (w.idle_now()) {
       if (!write_all(o.fd, rest) && error_.empty())
-        error_ = fmt::format("writing the recording failed: {}", std::strerror(errno));
+        error_ = write_failed();
     } else {
       Writer::Job j;
       j.buf.grow(rest.size(), 0);

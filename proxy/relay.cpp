@@ -775,12 +775,10 @@ awaitable<bool> execute(std::shared_ptr<Proxy::Conn> c, std::vector<Step>& steps
 awaitable<void> transfer(std::shared_ptr<Proxy::Conn> c, Socket& from, Socket& to, Dir d, std::size_t bufsize) {
   // Not zero-filled: only the octets read are ever looked at (64 KiB of memset per
   // connection and direction showed with a new connection per message).
-  const auto buf_own = std::make_unique_for_overwrite<char[]>(bufsize);
-  const asio::mutable_buffer buf_all(buf_own.get(), bufsize);
-  char* const bufp = buf_own.get();
+  const auto buf = std::make_unique_for_overwrite<char[]>(bufsize);
   std::vector<Step> steps;
   for (;;) {
-    auto [ec, n] = co_await from.async_read_some(buf_all, tuple_awaitable);
+    auto [ec, n] = co_await from.async_read_some(asio::buffer(buf.get(), bufsize), tuple_awaitable);
     if (ec) {
       // What a fault stage still holds goes out before the close is passed on.
       if (c->stage && ec == asio::error::eof) {
@@ -800,18 +798,18 @@ awaitable<void> transfer(std::shared_ptr<Proxy::Conn> c, Socket& from, Socket& t
     }
     c->activity = std::chrono::steady_clock::now();
     if (c->stage) {
-      c->stage->from(d, std::string_view(bufp, n), now_us(), steps);
+      c->stage->from(d, std::string_view(buf.get(), n), now_us(), steps);
       if (!co_await execute(c, steps)) co_return;
     } else {
       // The bytes go on at once when the socket takes them (the usual case), then the
       // engine sees them: nothing else runs on this strand in between, so it still sees
       // both directions in the order the proxy read them, and checking and recording
       // add no latency.
-      const std::size_t sent = send_now(to, bufp, n);
-      c->observe(d, std::string_view(bufp, n));
+      const std::size_t sent = send_now(to, buf.get(), n);
+      c->observe(d, std::string_view(buf.get(), n));
       c->octets[d == Dir::client ? 0 : 1] += n;
       if (sent < n) {
-        auto [wec, wn] = co_await asio::async_write(to, asio::buffer(bufp + sent, n - sent), tuple_awaitable);
+        auto [wec, wn] = co_await asio::async_write(to, asio::buffer(buf.get() + sent, n - sent), tuple_awaitable);
         if (wec) {
           c->closed(d == Dir::client ? Dir::server : Dir::client);
           boost::system::error_code ig;
