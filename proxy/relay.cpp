@@ -264,7 +264,10 @@ struct Proxy::Conn {
     emit(ev, jsonl_fault(ev.time, id, Dir::server, text));
   }
 
-  asio::strand<asio::any_io_executor> strand;
+  // Where the connection's handlers run, one at a time: a strand when several threads run
+  // the io_context, the io_context itself when one does (a strand there would only add a
+  // queue and a lock to every completion).
+  asio::any_io_executor strand;
   std::string id;
   Socket client, upstream;
   const ProxyOptions& opts;
@@ -351,7 +354,10 @@ std::string Proxy::local_address() const {
 }
 
 void Proxy::accept_loop() {
-  acceptor_->async_accept(asio::make_strand(io_), [this](boost::system::error_code ec, Socket s) {
+  // The accepted socket's executor becomes the connection's (Conn::strand).
+  asio::any_io_executor ex = io_.get_executor();
+  if (opts_.threads > 1) ex = asio::make_strand(io_);
+  acceptor_->async_accept(ex, [this](boost::system::error_code ec, Socket s) {
     if (stopping_) return;
     if (!ec) {
       const std::string id = std::to_string(++next_id_);

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include <algorithm>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/basic_socket_acceptor.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
@@ -141,7 +142,8 @@ class Proxy {
 
   ProxyOptions opts_;
   ProxyHooks hooks_;
-  boost::asio::io_context io_;
+  // One thread (the default): the scheduler's hint lets handlers it posts skip the lock.
+  boost::asio::io_context io_{static_cast<int>(std::max(1u, opts_.threads))};
   std::unique_ptr<boost::asio::basic_socket_acceptor<boost::asio::generic::stream_protocol>> acceptor_;
   boost::asio::generic::stream_protocol::endpoint upstream_;
   std::unique_ptr<Recorder> recorder_;
