@@ -45,6 +45,13 @@ inline char* escape_octet(char* w, unsigned char c) {
 char* json_escape_to(char* w, std::string_view b) {
   const char* p = b.data();
   const char* const end = p + b.size();
+  if (detail::wide_escape_enabled()) {
+    for (;;) {
+      p = detail::escape_wide(p, end, w);
+      if (p >= end) return w;
+      w = escape_octet(w, static_cast<unsigned char>(*p++));
+    }
+  }
   for (;;) {
     p = simd::copy_until_json_special(p, end, w);
     if (p >= end) return w;

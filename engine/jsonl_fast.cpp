@@ -27,6 +27,13 @@ bool wide_from_environment() {
 
 bool g_wide = wide_from_environment();
 
+bool wide_escape_from_environment() {
+  const char* e = std::getenv("LOCKSTEP_NO_WIDE_ESCAPE");
+  return cpu_has_wide() && !(e && *e && *e != '0');
+}
+
+bool g_wide_escape = wide_escape_from_environment();
+
 // What each octet after a backslash stands for, indexed by its low 7 bits; 0 for an
 // escape this step does not take as two octets (\u, and anything JSON does not know).
 struct EscapeTable {
@@ -213,6 +220,109 @@ LOCKSTEP_WIDE_TARGET Ended run(Cursor& c, const char* const end) {
 
 bool wide_decode_enabled() { return g_wide; }
 void enable_wide_decode(bool on) { g_wide = on && cpu_has_wide(); }
+bool wide_escape_enabled() { return g_wide_escape; }
+void enable_wide_escape(bool on) { g_wide_escape = on && cpu_has_wide(); }
+
+namespace {
+// What the octet escaped as backslash + letter becomes, indexed by its low 6 bits: TAB,
+// LF, CR, '"' and '\\' land on 9, 10, 13, 34 and 28, no two alike.
+struct LetterTable {
+  alignas(64) unsigned char to[64] = {};
+  constexpr LetterTable() {
+    constexpr std::pair<char, char> kPairs[] = {{'\t', 't'}, {'\n', 'n'}, {'\r', 'r'}, {'"', '"'}, {'\\', '\\'}};
+    for (const auto& [octet, letter] : kPairs) to[static_cast<unsigned char>(octet) & 63] = static_cast<unsigned char>(letter);
+  }
+};
+constexpr LetterTable kLetters;
+
+// Writes the first n (at most 32) octets of v, those with a bit in e2 after a backslash
+// (v holds their letters already); returns the new end of the output. Stores 64 octets
+// unless `exact`. Output slot 2j is
+// octet j's backslash (there when bit j of e2 is), slot 2j+1 the octet: the slots that
+// exist, compressed, say where vpexpandb puts octets and where backslashes stay.
+LOCKSTEP_WIDE_TARGET inline char* emit_escaped(__m512i v, std::uint32_t e2, unsigned n, char* w, bool exact) {
+  constexpr std::uint64_t kOdd = 0xaaaaaaaaaaaaaaaaull;
+  const std::uint64_t slots = n == 32 ? ~0ull : (1ull << (2 * n)) - 1;
+  const std::uint64_t exist = (_pdep_u64(e2, 0x5555555555555555ull) | kOdd) & slots;
+  const std::uint64_t octets = _pext_u64(kOdd, exist);
+  const auto len = static_cast<unsigned>(_mm_popcnt_u64(exist));
+  const __m512i out = _mm512_mask_expand_epi8(_mm512_set1_epi8('\\'), octets, v);
+  // A masked store costs a third of the step: only where the room may end within 64.
+  if (exact) _mm512_mask_storeu_epi8(w, len == 64 ? ~0ull : (1ull << len) - 1, out);
+  else _mm512_storeu_si512(w, out);
+  return w + len;
+}
+}  // namespace
+
+LOCKSTEP_WIDE_TARGET bool index_text_wide(const char* p, std::size_t n, TextIndex& ix) {
+  if (!g_wide_escape) return false;
+  ix.reset();
+  ix.valid = true;
+  std::uint64_t carry = 0;  // a CR in the last octet of the step before
+  bool text = true;
+  for (std::size_t at = 0; at < n; at += 64) {
+    const std::size_t left = n - at;
+    const std::uint64_t in = left >= 64 ? ~0ull : (1ull << left) - 1;
+    const __m512i v = _mm512_maskz_loadu_epi8(in, p + at);
+    if (const std::uint64_t high = _mm512_movepi8_mask(v); high && ix.first_high == TextIndex::npos) {
+      ix.first_high = at + _tzcnt_u64(high);
+      if (!text) return true;
+    }
+    if (!text) continue;  // only the first octet from 0x80 up is still looked for
+    const std::uint64_t lf = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\n'));
+    const std::uint64_t cr = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\r'));
+    const std::uint64_t nul = _mm512_cmpeq_epi8_mask(v, _mm512_setzero_si512()) & in;
+    if (nul || (((cr << 1) | carry) ^ lf)) {  // not text: ix.text stays false
+      text = false;
+      if (ix.first_high != TextIndex::npos) return true;
+      continue;
+    }
+    carry = cr >> 63;
+    if (lf) {
+      std::uint32_t* w = ix.lf.room(64);
+      for (std::uint64_t d = lf; d; d = _blsr_u64(d)) *w++ = static_cast<std::uint32_t>(at + _tzcnt_u64(d));
+      ix.lf.commit(w);
+    }
+  }
+  ix.text = text && carry == 0;  // a CR as the very last octet has no LF after it
+  return true;
+}
+
+LOCKSTEP_WIDE_TARGET const char* escape_wide(const char* p, const char* end, char*& w) {
+  const __m512i letters = _mm512_load_si512(kLetters.to);
+  char* out = w;
+  while (p < end) {
+    const auto n = static_cast<unsigned>(end - p < 64 ? end - p : 64);
+    const std::uint64_t in = n == 64 ? ~0ull : (1ull << n) - 1;
+    __m512i v = _mm512_maskz_loadu_epi8(in, p);
+    const std::uint64_t tab = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\t'));
+    const std::uint64_t lf = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\n'));
+    const std::uint64_t cr = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\r'));
+    const std::uint64_t e2 = tab | lf | cr | _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('"')) |
+                             _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\\'));
+    // Controls other than TAB, LF and CR, DEL and 0x80 up: \u00XX, left to the caller.
+    const std::uint64_t e6 = ((_mm512_cmplt_epu8_mask(v, _mm512_set1_epi8(0x20)) & ~(tab | lf | cr)) |
+                              _mm512_cmpge_epu8_mask(v, _mm512_set1_epi8(0x7f))) & in;
+    const unsigned k = e6 ? static_cast<unsigned>(_tzcnt_u64(e6)) : n;
+    if ((e2 | (k ^ 64)) == 0) {  // 64 octets that stand as they are
+      _mm512_storeu_si512(out, v);
+      out += 64;
+      p += 64;
+      continue;
+    }
+    v = _mm512_mask_permutexvar_epi8(v, e2, v, letters);
+    // The caller's room is kMaxEscape octets per input octet plus 16: at least 64 while
+    // 8 input octets are left.
+    out = emit_escaped(v, static_cast<std::uint32_t>(e2), k < 32 ? k : 32, out, end - p < 8);
+    if (k > 32)
+      out = emit_escaped(_mm512_castsi256_si512(_mm512_extracti64x4_epi64(v, 1)), static_cast<std::uint32_t>(e2 >> 32),
+                         k - 32, out, end - p < 32 + 8);
+    p += k;
+    if (k < n) break;
+  }
+  w = out;
+  return p;
+}
 
 const char* decode_wide(const char* p, const char* end, char*& w, const char* w0, TextIndex* ix) {
   Cursor c{p, w, w0, ix};
@@ -232,6 +342,10 @@ const char* decode_wide(const char* p, const char* end, char*& w, const char* w0
 
 bool wide_decode_enabled() { return false; }
 void enable_wide_decode(bool) {}
+bool wide_escape_enabled() { return false; }
+void enable_wide_escape(bool) {}
+const char* escape_wide(const char* p, const char*, char*&) { return p; }
+bool index_text_wide(const char*, std::size_t, TextIndex&) { return false; }
 const char* decode_wide(const char* p, const char*, char*&, const char*, TextIndex*) { return p; }
 
 #endif

@@ -6,6 +6,7 @@
 // above U+00FF, a malformed or unknown escape, a raw control octet or one from 0x80 up,
 // the end of the string. Both produce the same octets and the same TextIndex (tested,
 // and fuzzed).
+#include <cstddef>
 #include <cstdint>
 
 #include "engine/textindex.hpp"
@@ -26,5 +27,21 @@ void enable_wide_decode(bool on);
 // With ix->text set, the LF positions go to ix->lf, and ix->text turns false on a bare CR
 // or LF, as the byte-wise decoder would rule (ix->lf means nothing once it is false).
 const char* decode_wide(const char* p, const char* end, char*& w, const char* w0, TextIndex* ix);
+
+// The wide escaper of recordings' strings (the same CPUs): writes the JSON escape of the
+// octets from p, 64 per step, every TAB, LF, CR, '"' and '\\' as backslash and letter, and
+// stops at the first octet that wants \u00XX (another control, DEL, 0x80 up) or at end;
+// returns where it stopped and advances w. Reads nothing past end (masked loads); w needs
+// the room json_escape_to's callers give: kMaxEscape octets per input octet plus 16.
+bool wide_escape_enabled();
+void enable_wide_escape(bool on);  // LOCKSTEP_NO_WIDE_ESCAPE=1 turns it off
+const char* escape_wide(const char* p, const char* end, char*& w);
+
+// The TextIndex of raw octets (as a reader builds it while decoding a recording), for the
+// proxy's content check: valid, text when there is no NUL and every CR is directly
+// followed by LF and every LF directly preceded by CR, then every LF position and the
+// first octet from 0x80 up. False, with ix untouched, when the wide paths are off (the
+// same switch as the escaper's).
+bool index_text_wide(const char* p, std::size_t n, TextIndex& ix);
 
 }  // namespace lockstep::detail

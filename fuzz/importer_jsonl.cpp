@@ -1,6 +1,7 @@
 // The jsonl importer and the checker behind it (see fuzz/importer.hpp). Each line is
 // also parsed with the wide (AVX-512) decoder and the byte-wise one, which must agree on
-// the octets, the error and the text index.
+// the octets, the error and the text index; and the whole input is escaped with the wide
+// (AVX-512) escaper and the byte-wise one, which must write the same text.
 #include <string_view>
 
 #include "engine/jsonl.hpp"
@@ -37,6 +38,15 @@ Parsed parse(std::string_view line, bool wide) {
   r.first_high = ix.first_high;
   return r;
 }
+
+std::string escape(std::string_view bytes, bool wide) {
+  const bool was = lockstep::detail::wide_escape_enabled();
+  lockstep::detail::enable_wide_escape(wide);
+  std::string out;
+  lockstep::json_escape_bytes(out, bytes);
+  lockstep::detail::enable_wide_escape(was);
+  return out;
+}
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -48,6 +58,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }();
   (void)told;
   const std::string_view all(reinterpret_cast<const char*>(data), size);
+  if (escape(all, true) != escape(all, false)) {
+    std::fprintf(stderr, "the wide and byte-wise escapers differ on %zu octets\n", all.size());
+    std::abort();
+  }
   for (std::size_t at = 0; at < all.size();) {
     std::size_t end = all.find('\n', at);
     if (end == std::string_view::npos) end = all.size();

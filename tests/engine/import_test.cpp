@@ -1,5 +1,6 @@
 // Importers and the recording format: round trips, formats, and bad input.
 #include <catch2/catch.hpp>
+#include <algorithm>
 
 #include <cstdio>
 #include <sys/resource.h>
@@ -316,6 +317,85 @@ Parsed parse_line(std::string_view line, bool wide) {
 }
 }  // namespace
 
+TEST_CASE("the wide escaper writes what the byte-wise one writes, within the room it is given", "[import][jsonl][escape]") {
+  detail::enable_wide_escape(true);
+  if (!detail::wide_escape_enabled()) WARN("this CPU has no AVX-512 VBMI2: both runs take the byte-wise escaper");
+  auto escaped = [](std::string_view b, bool wide) {
+    detail::enable_wide_escape(wide);
+    std::string out;
+    json_escape_bytes(out, b);
+    detail::enable_wide_escape(true);
+    return out;
+  };
+  // Pieces: every octet value (the two-octet escapes, the \u00XX ones, plain ASCII), line
+  // ends, and runs long enough to cross the 32- and 64-octet halves of a step.
+  std::vector<std::string> pieces = {"\r\n", "\r\n", "\r\n.", "\"\"", "\\\\", "\t", std::string(40, 'a'),
+                                     std::string(70, '\n'), std::string(33, '"'), "Subject: caf\xe9\r\n"};
+  for (int c = 0; c < 256; ++c) pieces.emplace_back(1, static_cast<char>(c));
+  std::mt19937 rng(20261122);
+  std::size_t compared = 0;
+  for (int round = 0; round < 20000; ++round) {
+    std::string b;
+    const std::size_t parts = rng() % 40;
+    for (std::size_t k = 0; k < parts; ++k) b += pieces[rng() % pieces.size()];
+    const std::string wide = escaped(b, true), bytewise = escaped(b, false);
+    REQUIRE(wide == bytewise);
+    ++compared;
+    // Into exactly the room the callers give (kMaxEscape per octet plus 16): nothing is
+    // written past it, and the bytes past the room keep their guard.
+    const std::size_t room = kMaxEscape * b.size() + 16;
+    std::vector<char> buf(room + 64, '\x5a');
+    char* end = json_escape_to(buf.data(), b);
+    REQUIRE(std::string_view(buf.data(), static_cast<std::size_t>(end - buf.data())) == wide);
+    REQUIRE(std::all_of(buf.begin() + static_cast<std::ptrdiff_t>(room), buf.end(), [](char c) { return c == '\x5a'; }));
+  }
+  // Every offset of every octet value around the step's halves, in a plain run.
+  for (std::size_t len : {31u, 32u, 33u, 63u, 64u, 65u, 127u, 128u, 129u})
+    for (std::size_t at = 0; at < len; ++at)
+      for (int c : {0, 9, 10, 13, 31, 34, 92, 126, 127, 128, 255}) {
+        std::string b(len, 'x');
+        b[at] = static_cast<char>(c);
+        REQUIRE(escaped(b, true) == escaped(b, false));
+        ++compared;
+      }
+  CHECK(compared == 20000 + (31 + 32 + 33 + 63 + 64 + 65 + 127 + 128 + 129) * 11);
+  // A known text, to hold both to the format rather than to each other.
+  CHECK(escaped("a\"b\\c\r\nd\te\x01\x7f\xe9", true) == R"(a\"b\\c\r\nd\te\u0001\u007f\u00e9)");
+}
+
+TEST_CASE("the raw-octet index says exactly what the octets are", "[import][jsonl][index]") {
+  detail::enable_wide_escape(true);
+  if (!detail::wide_escape_enabled()) {
+    WARN("this CPU has no AVX-512 VBMI2: the proxy checks content without an index");
+    TextIndex ix;
+    CHECK_FALSE(detail::index_text_wide("a\r\n", 3, ix));
+    return;
+  }
+  const std::vector<std::string> pieces = {"\r\n", "\r\n", "line of text", std::string(70, 'x'), "\r", "\n",
+                                           std::string(1, '\0'), "\xe9", "\x80", "\x7f", "\t"};
+  std::mt19937 rng(7);
+  std::size_t text = 0, not_text = 0;
+  for (int round = 0; round < 20000; ++round) {
+    std::string b;
+    const std::size_t parts = rng() % 30;
+    // Half the rounds plain text, the rest with bare CR, bare LF or NUL somewhere.
+    for (std::size_t k = 0; k < parts; ++k) b += pieces[rng() % (round % 2 ? pieces.size() : 4)];
+    if (round % 7 == 3) b += '\r';  // a CR as the very last octet
+    TextIndex ix;
+    REQUIRE(detail::index_text_wide(b.data(), b.size(), ix));
+    check_index(ix, b);
+    // Exact, unlike a reader, which may decline: text whenever the octets are.
+    bool is_text = b.find('\0') == std::string::npos;
+    for (std::size_t i = 0; i < b.size(); ++i)
+      if ((b[i] == '\r' && (i + 1 == b.size() || b[i + 1] != '\n')) || (b[i] == '\n' && (i == 0 || b[i - 1] != '\r')))
+        is_text = false;
+    REQUIRE(ix.text == is_text);
+    ++(is_text ? text : not_text);
+  }
+  CHECK(text > 5000);
+  CHECK(not_text > 5000);
+}
+
 TEST_CASE("line end positions grow, copy and move without losing any", "[import][jsonl][index]") {
   Positions a;
   for (std::uint32_t k = 0; k < 1000; ++k) a.push_back(k * 3);
@@ -445,7 +525,10 @@ TEST_CASE("content checked through the text index gives the same findings as wit
     }
     rec += jsonl_end(t, "1");
     TempFile f(rec);
-    auto findings = [&](bool indexed) {
+    // The index as the reader built it, none, or built from the raw octets as the proxy
+    // builds it (detail::index_text_wide, when this CPU has it).
+    enum class Index { reader, none, raw };
+    auto findings = [&](Index how) {
       std::string err;
       auto src = open_source(f.path, "jsonl", err);
       REQUIRE(src);
@@ -456,18 +539,20 @@ TEST_CASE("content checked through the text index gives the same findings as wit
       SourceEvent ev;
       std::size_t indexed_events = 0;
       while (src->next(ev)) {
-        if (!indexed) ev.index.valid = false;
+        if (how == Index::none) ev.index.valid = false;
+        if (how == Index::raw && !detail::index_text_wide(ev.bytes.data(), ev.bytes.size(), ev.index)) ev.index.valid = false;
         indexed_events += ev.index.valid && ev.index.text;
         c.on(ev);
       }
       c.finish();
-      if (indexed) CHECK(indexed_events > 0);
+      if (how == Index::reader || (how == Index::raw && detail::wide_escape_enabled())) CHECK(indexed_events > 0);
       return got;
     };
-    const auto with = findings(true);
-    const auto without = findings(false);
+    const auto with = findings(Index::reader);
+    const auto without = findings(Index::none);
     INFO("round " << round);
     CHECK(with == without);
+    CHECK(findings(Index::raw) == without);
     if (round % 2 == 1 && round < 40) CHECK_FALSE(without.empty());
   }
 }
