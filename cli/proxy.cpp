@@ -72,6 +72,22 @@ int run_proxy(const ProxyCliOptions& o) {
     return color ? fmt::format("\x1b[{}m{}\x1b[0m", code, s) : s;
   };
   std::mutex out_mu;  // hooks run on several threads with --threads
+  // Lines go out once the handlers ready now have run, rather than a write(2) per line:
+  // under load one write carries many lines, and a line still waits only microseconds.
+  boost::asio::io_context* out_io = nullptr;  // set once the proxy exists
+  bool flush_due = false;                     // under out_mu
+  auto flush_soon = [&] {                     // called under out_mu
+    if (!out_io) {
+      std::fflush(stdout);
+      return;
+    }
+    if (std::exchange(flush_due, true)) return;
+    boost::asio::post(*out_io, [&] {
+      std::lock_guard lock(out_mu);
+      flush_due = false;
+      std::fflush(stdout);
+    });
+  };
   proxy::ProxyHooks hooks;
   hooks.finding = [&](const std::string& conn, const Finding& f) {
     if (o.quiet && f.severity != Severity::error) return;
@@ -88,7 +104,7 @@ int run_proxy(const ProxyCliOptions& o) {
                  paint(severity_color(f.severity), fmt::format("{} {}", severity_mark(f.severity), f.rule->id)),
                  to_string(f.severity), f.injected ? paint("36", " (injected by lockstep)") : f.after_fault ? paint("36", " (after an injected fault)") : "", f.explanation);
     }
-    std::fflush(stdout);
+    flush_soon();
   };
   web::Store store;
   hooks.tape = [&](const std::string& conn, std::string&& tape, bool truncated) { store.tape(conn, std::move(tape), truncated); };
@@ -108,7 +124,7 @@ int run_proxy(const ProxyCliOptions& o) {
                  r.commands, r.replies, r.errors, r.warnings, r.notes, r.desynced ? paint("1;31", "; lockstep broken") : "");
       for (const auto& n : r.narrative) fmt::print("[conn {}]   {}\n", r.conn, n);
     }
-    std::fflush(stdout);
+    flush_soon();
   };
   hooks.event = [&](const std::string& conn, const std::string& text) {
     if (o.quiet && text.rfind("open ", 0) == 0) return;
@@ -119,7 +135,7 @@ int run_proxy(const ProxyCliOptions& o) {
     } else {
       fmt::print("[conn {}] {}\n", conn, text);
     }
-    std::fflush(stdout);
+    flush_soon();
   };
 
   std::function<void()> stopped_hook;
@@ -127,6 +143,7 @@ int run_proxy(const ProxyCliOptions& o) {
     if (stopped_hook) stopped_hook();
   };
   proxy::Proxy p(po, hooks);
+  out_io = &p.io();
   std::unique_ptr<proxy::ControlServer> control;
   std::unique_ptr<web::UiServer> ui;
   try {
@@ -187,6 +204,7 @@ int run_proxy(const ProxyCliOptions& o) {
     });
   };
   p.run();
+  std::fflush(stdout);
   return 0;
 }
 

@@ -497,11 +497,13 @@ void Proxy::serve(std::shared_ptr<Conn> c) {
 void Proxy::choose_faults(Conn& c) {
   const std::uint64_t n = std::stoull(c.id);
   c.seed = mix(opts_.seed ^ n);
-  std::mt19937_64 rng(c.seed);
-  std::uniform_real_distribution<double> draw(0, 1);
   std::vector<FaultSpec> chosen;
-  for (auto& f : faults())
-    if (selects(f, n, draw(rng))) chosen.push_back(std::move(f));
+  if (std::vector<FaultSpec> all = faults(); !all.empty()) {  // no generator to seed without faults
+    std::mt19937_64 rng(c.seed);
+    std::uniform_real_distribution<double> draw(0, 1);
+    for (auto& f : all)
+      if (selects(f, n, draw(rng))) chosen.push_back(std::move(f));
+  }
   if (chosen.empty()) {
     // The web view can hold any reply: a stage without faults passes bytes on unchanged,
     // replies once complete.
