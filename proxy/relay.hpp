@@ -1,7 +1,9 @@
 #pragma once
 // The proxy: accepts LMTP clients, connects each to the upstream server, relays bytes
 // unchanged in both directions, and lets the engine observe a copy of every read in the
-// order the proxy saw it. Asio with C++20 coroutines; one strand per connection.
+// order the proxy saw it. Asio with C++20 coroutines; a connection's handlers run one at a
+// time (on a strand of its own with --threads above 1).
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -14,7 +16,6 @@
 #include <thread>
 #include <vector>
 
-#include <algorithm>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/basic_socket_acceptor.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
