@@ -123,6 +123,8 @@ int run_proxy(const ProxyCliOptions& o) {
       fmt::print("[conn {}] closed: {} commands, {} replies, {} error(s), {} warning(s), {} note(s){}\n", r.conn,
                  r.commands, r.replies, r.errors, r.warnings, r.notes, r.desynced ? paint("1;31", "; lockstep broken") : "");
       for (const auto& n : r.narrative) fmt::print("[conn {}]   {}\n", r.conn, n);
+    } else {
+      return;  // nothing printed: nothing to flush
     }
     flush_soon();
   };

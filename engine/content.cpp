@@ -1,5 +1,6 @@
 #include "engine/content.hpp"
 
+#include "engine/jsonl_fast.hpp"
 #include "engine/simd.hpp"
 
 #include <algorithm>
@@ -54,6 +55,7 @@ void ContentScanner::start(std::uint64_t stream_offset) {
   rep_ = ContentReport{};
   rep_.start = stream_offset;
   off_ = stream_offset;
+  indexed_ = 0;
   line_len_ = 0;
   prev_crlf_ = true;
   pending_cr_ = false;
@@ -172,6 +174,7 @@ std::size_t ContentScanner::fast_block(std::string_view rest, const TextHint* hi
     pos += len;
   }
   if (pos == 0 && !eod) return 0;
+  if (hint) indexed_ += pos;
   // Octets >= 0x80 in the block: only the first occurrence is located, the count just
   // says "some". The index knows the event's first one; if that came before this block,
   // the block may still hold others.
@@ -213,8 +216,26 @@ std::size_t ContentScanner::fast_block(std::string_view rest, const TextHint* hi
   return pos;
 }
 
+namespace {
+// Octets whose source knows nothing of them (the proxy's reads, socat dumps, Postfix logs,
+// scenarios) are indexed here in one wide pass, so whole lines come from the index as
+// they do for a recording's reader. Bounded: one index per thread, at most one block.
+constexpr std::size_t kIndexAtLeast = 512;
+constexpr std::size_t kIndexAtMost = std::size_t{1} << 18;
+
+const TextHint* index_raw(std::string_view in, TextHint& own) {
+  thread_local TextIndex scratch;
+  if (in.size() < kIndexAtLeast || in.size() > kIndexAtMost || !detail::index_text_wide(in.data(), in.size(), scratch))
+    return nullptr;
+  own = TextHint{in.data(), in.size(), &scratch};
+  return own.covers(in.data(), in.size()) ? &own : nullptr;
+}
+}  // namespace
+
 std::size_t ContentScanner::feed(std::string_view in, const TextHint* hint) {
-  if (hint && !hint->covers(in.data(), in.size())) hint = nullptr;
+  TextHint own;
+  if (!hint || !hint->ix) hint = index_raw(in, own);
+  else if (!hint->covers(in.data(), in.size())) hint = nullptr;
   std::size_t used = 0;
   while (used < in.size() && !rep_.complete) {
     if (const std::size_t n = fast_block(in.substr(used), hint); n > 0) {

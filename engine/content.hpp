@@ -47,11 +47,15 @@ class ContentScanner {
   // end-of-data line was among them, report().complete is true and the bytes after it
   // are left in `in` for the command parser.
   // With a hint that covers `in`, whole lines of plain text are taken from its index (a
-  // hint that does not cover `in` is ignored).
+  // hint that does not cover `in` is ignored). Without an index from the source, octets
+  // from 512 up to 256 KiB are indexed here when the CPU has the wide paths
+  // (detail::index_text_wide).
   std::size_t feed(std::string_view in, const TextHint* hint = nullptr);
   const ContentReport& report() const { return rep_; }
   // Content octets consumed so far.
   std::uint64_t consumed() const { return off_ - rep_.start; }
+  // Of those, the octets whose lines were taken from an index (the source's or its own).
+  std::uint64_t indexed() const { return indexed_; }
 
  private:
   enum Tok : std::uint8_t { crlf, cr, lf, nul, dot, other };
@@ -62,6 +66,7 @@ class ContentScanner {
 
   ContentReport rep_;
   std::uint64_t off_ = 0;            // stream offset of the next byte
+  std::uint64_t indexed_ = 0;        // see indexed()
   std::uint64_t line_len_ = 0;       // bytes of the current line so far
   std::array<char, 3> head_{};       // first bytes of the current line
   bool prev_crlf_ = true;            // the previous line ended in CRLF (or content start)

@@ -20,19 +20,14 @@ bool cpu_has_wide() {
          __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("popcnt");
 }
 
-bool wide_from_environment() {
-  const char* e = std::getenv("LOCKSTEP_NO_WIDE_DECODE");
+// On where the CPU has it, unless `no_variable` is set (and not 0) in the environment.
+bool wide_unless(const char* no_variable) {
+  const char* e = std::getenv(no_variable);
   return cpu_has_wide() && !(e && *e && *e != '0');
 }
 
-bool g_wide = wide_from_environment();
-
-bool wide_escape_from_environment() {
-  const char* e = std::getenv("LOCKSTEP_NO_WIDE_ESCAPE");
-  return cpu_has_wide() && !(e && *e && *e != '0');
-}
-
-bool g_wide_escape = wide_escape_from_environment();
+bool g_wide = wide_unless("LOCKSTEP_NO_WIDE_DECODE");
+bool g_wide_escape = wide_unless("LOCKSTEP_NO_WIDE_ESCAPE");  // the escaper and the raw index
 
 // What each octet after a backslash stands for, indexed by its low 7 bits; 0 for an
 // escape this step does not take as two octets (\u, and anything JSON does not know).
@@ -237,9 +232,9 @@ constexpr LetterTable kLetters;
 
 // Writes the first n (at most 32) octets of v, those with a bit in e2 after a backslash
 // (v holds their letters already); returns the new end of the output. Stores 64 octets
-// unless `exact`. Output slot 2j is
-// octet j's backslash (there when bit j of e2 is), slot 2j+1 the octet: the slots that
-// exist, compressed, say where vpexpandb puts octets and where backslashes stay.
+// unless `exact`. Output slot 2j is octet j's backslash (there when bit j of e2 is), slot
+// 2j+1 the octet: the slots that exist, compressed, say where vpexpandb puts octets and
+// where backslashes stay.
 LOCKSTEP_WIDE_TARGET inline char* emit_escaped(__m512i v, std::uint32_t e2, unsigned n, char* w, bool exact) {
   constexpr std::uint64_t kOdd = 0xaaaaaaaaaaaaaaaaull;
   const std::uint64_t slots = n == 32 ? ~0ull : (1ull << (2 * n)) - 1;

@@ -1,5 +1,8 @@
 #pragma once
-// The wide decoder of JSON strings (AVX-512 VBMI2), used for the "data" strings of a
+// The wide (AVX-512 VBMI2) paths, chosen at run time: the decoder and the escaper of a
+// recording's JSON strings, and the TextIndex of raw octets for the content check.
+//
+// The wide decoder of JSON strings is used for the "data" strings of a
 // recording when the CPU has it. It decodes 64 input octets per step, whatever escapes
 // they hold (every two-octet escape and \u00XX), and leaves the rare cases to the
 // byte-wise decoder in jsonl.cpp: NUL, CR and LF written as \u escapes, a code point
@@ -38,7 +41,7 @@ void enable_wide_escape(bool on);  // LOCKSTEP_NO_WIDE_ESCAPE=1 turns it off
 const char* escape_wide(const char* p, const char* end, char*& w);
 
 // The TextIndex of raw octets (as a reader builds it while decoding a recording), for the
-// proxy's content check: valid, text when there is no NUL and every CR is directly
+// content check of octets whose source has none (ContentScanner::feed): valid, text when there is no NUL and every CR is directly
 // followed by LF and every LF directly preceded by CR, then every LF position and the
 // first octet from 0x80 up. False, with ix untouched, when the wide paths are off (the
 // same switch as the escaper's).

@@ -28,7 +28,6 @@
 #include <cstring>
 
 #include "engine/jsonl.hpp"
-#include "engine/jsonl_fast.hpp"
 #include "proxy/fault_stage.hpp"
 
 namespace lockstep::proxy {
@@ -156,10 +155,7 @@ struct Proxy::Conn {
     if (!opts.redact && !opts.intercept) {  // the hot path: no event object, no line of its own
       const Time t = now_us();
       if (recorder) recorder->data(id, t, d, bytes);
-      // Message content arrives in large reads: one wide pass notes its line ends for the
-      // content check, which then does not search for them line by line.
-      const bool indexed = bytes.size() >= kIndexAtLeast && detail::index_text_wide(bytes.data(), bytes.size(), text_ix);
-      checker.data(id, d, bytes, t, indexed ? &text_ix : nullptr);
+      checker.data(id, d, bytes, t);
       return;
     }
     SourceEvent ev;
@@ -276,8 +272,6 @@ struct Proxy::Conn {
   Socket client, upstream;
   const ProxyOptions& opts;
   Recorder* recorder;
-  static constexpr std::size_t kIndexAtLeast = 512;
-  TextIndex text_ix;  // observe()'s, reused from read to read
   const ProxyHooks* hooks;
   Checker checker;
   bool closed_dir[2] = {false, false};

@@ -525,10 +525,12 @@ TEST_CASE("content checked through the text index gives the same findings as wit
     }
     rec += jsonl_end(t, "1");
     TempFile f(rec);
-    // The index as the reader built it, none, or built from the raw octets as the proxy
-    // builds it (detail::index_text_wide, when this CPU has it).
+    // The index as the reader built it, none at all (the wide paths off, so the content
+    // scanner builds none either), or none from the source, so the scanner indexes the raw
+    // octets itself (detail::index_text_wide, when this CPU has it).
     enum class Index { reader, none, raw };
     auto findings = [&](Index how) {
+      detail::enable_wide_escape(how != Index::none);
       std::string err;
       auto src = open_source(f.path, "jsonl", err);
       REQUIRE(src);
@@ -539,13 +541,13 @@ TEST_CASE("content checked through the text index gives the same findings as wit
       SourceEvent ev;
       std::size_t indexed_events = 0;
       while (src->next(ev)) {
-        if (how == Index::none) ev.index.valid = false;
-        if (how == Index::raw && !detail::index_text_wide(ev.bytes.data(), ev.bytes.size(), ev.index)) ev.index.valid = false;
+        if (how != Index::reader) ev.index.valid = false;
         indexed_events += ev.index.valid && ev.index.text;
         c.on(ev);
       }
       c.finish();
-      if (how == Index::reader || (how == Index::raw && detail::wide_escape_enabled())) CHECK(indexed_events > 0);
+      detail::enable_wide_escape(true);
+      if (how == Index::reader) CHECK(indexed_events > 0);
       return got;
     };
     const auto with = findings(Index::reader);
@@ -554,6 +556,55 @@ TEST_CASE("content checked through the text index gives the same findings as wit
     CHECK(with == without);
     CHECK(findings(Index::raw) == without);
     if (round % 2 == 1 && round < 40) CHECK_FALSE(without.empty());
+  }
+}
+
+TEST_CASE("the content scanner indexes content its source did not, with the same report", "[import][jsonl][index]") {
+  detail::enable_wide_escape(true);
+  const bool wide = detail::wide_escape_enabled();
+  if (!wide) WARN("this CPU has no AVX-512 VBMI2: the content scanner searches every line itself");
+  auto scan = [](const std::string& content, bool wide_on) {
+    detail::enable_wide_escape(wide_on);
+    ContentScanner sc;
+    sc.start(500);
+    const std::size_t used = sc.feed(content);
+    detail::enable_wide_escape(true);
+    return std::pair{sc, used};
+  };
+  auto same = [](const ContentReport& a, const ContentReport& b) {
+    auto occ = [](const Occurrence& o) { return std::pair{o.count, o.first_offset}; };
+    CHECK(a.wire_octets == b.wire_octets);
+    CHECK(a.size == b.size);
+    CHECK(a.lines == b.lines);
+    CHECK(a.max_line == b.max_line);
+    CHECK(occ(a.long_lines) == occ(b.long_lines));
+    CHECK(occ(a.bare_lf) == occ(b.bare_lf));
+    CHECK(occ(a.bare_cr) == occ(b.bare_cr));
+    CHECK(occ(a.nul) == occ(b.nul));
+    CHECK(occ(a.eight_bit) == occ(b.eight_bit));
+    CHECK(occ(a.unstuffed_dot) == occ(b.unstuffed_dot));
+    CHECK(a.smuggling.size() == b.smuggling.size());
+    CHECK(a.complete == b.complete);
+  };
+  // Plain text (stuffed and unstuffed dots, 8-bit octets, a long line), then the same with
+  // a bare LF, which is not text: the scanner must not take it from an index.
+  std::string text;
+  for (int i = 0; i < 60; ++i) text += i % 9 == 0 ? "..stuffed\r\n" : i % 13 == 0 ? ".unstuffed caf\xe9\r\n" : "a line of text\r\n";
+  text += std::string(1200, 'L') + "\r\n";
+  const std::string plain = text + ".\r\nQUIT\r\n";
+  const std::string bare = text + "bare\nlf\r\n.\r\nQUIT\r\n";
+  for (const bool is_text : {true, false}) {
+    const std::string& content = is_text ? plain : bare;
+    const auto [on, used_on] = scan(content, true);
+    const auto [off, used_off] = scan(content, false);
+    INFO((is_text ? "plain" : "bare LF"));
+    CHECK(used_on == used_off);
+    CHECK(used_on == content.size() - 6);  // QUIT is left for the command parser
+    CHECK(on.report().complete);
+    same(on.report(), off.report());
+    CHECK(off.indexed() == 0);
+    if (is_text) CHECK(on.indexed() == (wide ? content.size() - 6 - 3 : 0));  // all but ".CRLF"
+    else CHECK(on.indexed() == 0);
   }
 }
 
