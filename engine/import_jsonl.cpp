@@ -45,7 +45,7 @@ class JsonlSource final : public Source {
         return true;
       }
     }
-    if (in_->error()) error_ = "read error";
+    if (in_->error()) error_ = in_->error_text();
     return false;
   }
 

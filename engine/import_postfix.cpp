@@ -84,7 +84,7 @@ class PostfixSource final : public Source {
     while (queue_.empty()) {
       std::string_view line;
       if (!in_->next(line)) {
-        if (in_->error()) error_ = "read error";
+        if (in_->error()) error_ = in_->error_text();
         for (auto& [pid, p] : procs_)
           if (!p.conn.empty()) end(p, last_time_, true);
         procs_.clear();

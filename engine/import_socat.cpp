@@ -83,6 +83,7 @@ class SocatSource final : public Source {
       if (!pump()) break;
     }
     if (queue_.empty()) {
+      if (in_->error()) error_ = in_->error_text();
       if (!ended_ && conn_ > 0) {
         ended_ = true;
         ev = SourceEvent{};

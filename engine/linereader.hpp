@@ -1,6 +1,12 @@
 #pragma once
-// Reads a file line by line in large blocks, with a cap on the length of a line, so a
-// file of any size or shape is read in constant memory.
+// Reads a file line by line, with a cap on the length of a line, so a file of any size
+// or shape is read in constant memory.
+//
+// A regular file is mapped into memory and its lines are handed out where they lie: no
+// copy, and pages already read are let go as the reading moves on, so the resident
+// memory stays small. A file that shrinks while it is read (a log rotated by
+// truncation) ends the reading with an error instead of a crash; one that grows is read
+// on. Anything else (a pipe, standard input, a memory stream) is read in 1 MiB blocks.
 #include <cstdint>
 #include <cstdio>
 #include <string>
@@ -11,26 +17,48 @@ namespace lockstep {
 class LineReader {
  public:
   // `f` stays owned by the caller. Lines longer than `cap` are returned cut, with
-  // truncated() set.
-  explicit LineReader(std::FILE* f, std::size_t cap = 8u << 20);
+  // truncated() set. `map`: map a regular file (off: always read in blocks).
+  explicit LineReader(std::FILE* f, std::size_t cap = 8u << 20, bool map = true);
+  ~LineReader();
+  LineReader(const LineReader&) = delete;
+  LineReader& operator=(const LineReader&) = delete;
 
-  // The next line without its LF (a CR before it is kept). False at the end of the file.
+  // The next line without its LF (a CR before it is kept). False at the end of the file
+  // or on an error. The line stays valid until the next call.
   bool next(std::string_view& line);
   bool truncated() const { return truncated_; }
   std::uint64_t line_number() const { return lineno_; }
   // The start of the unread input (up to one block), for format detection.
   std::string_view peek();
-  bool error() const { return error_; }
+  bool error() const { return error_ || shrank_; }
+  // What went wrong, for the user ("" when nothing did).
+  std::string error_text() const;
+  bool mapped() const { return map_ != nullptr; }
 
  private:
   bool fill();
+  bool next_mapped(std::string_view& line);
+  const char* find_lf(const char* start);
+  bool map_file();
+  bool remap();  // the mapped file grew: map it whole again
+  bool map_whole(std::size_t n);
+  void release_behind();
+  bool check_intact();  // false when the mapped file shrank under the reader
+
   std::FILE* f_;
   std::size_t cap_;
   std::string buf_;
+  const char* data_ = nullptr;  // buf_ or the mapping
   std::size_t pos_ = 0, end_ = 0;
   std::string long_;  // a line that spans blocks
-  bool eof_ = false, truncated_ = false, error_ = false;
+  bool eof_ = false, truncated_ = false, error_ = false, shrank_ = false;
   std::uint64_t lineno_ = 0;
+  // The mapping: its start, length, the guard slot that catches a shrink, and how far
+  // the pages behind the reading have been let go.
+  char* map_ = nullptr;
+  std::size_t map_len_ = 0, released_ = 0;
+  int guard_ = -1;
+  std::uint64_t shrank_at_ = 0;
 };
 
 }  // namespace lockstep
