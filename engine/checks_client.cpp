@@ -44,7 +44,7 @@ std::string_view group_end_rule(const Slot& s) {
     case Verb::help: return "PIPE-3.1-EXTENSION-CMDS-LAST";
     case Verb::auth: {
       // RFC 4954 §4: AUTH with an initial response for PLAIN/EXTERNAL may be followed.
-      const std::string& a = s.cmd->arg;
+      const std::string_view a = s.cmd->arg;
       const bool one_round = (a.size() > 6 && iequals(a.substr(0, 6), "PLAIN ")) ||
                              (a.size() > 9 && iequals(a.substr(0, 9), "EXTERNAL "));
       return one_round ? std::string_view{} : "AUTH-4-LAST-IN-GROUP";
@@ -166,16 +166,16 @@ void Session::Impl::check_command(const Command& c) {
   if (c.syntax.space_around_colon)
     find_cmd("SMTP-3.3-NO-SPACE-AROUND-COLON", c, "no spaces are allowed around the colon (RFC 5321 §3.3)");
   // Path lengths (RFC 5321 §4.5.3.1).
-  const std::string& path = c.path;
+  const std::string_view path = c.path;
   const auto at = path.rfind('@');
-  if (at != std::string::npos && at > 64)
+  if (at != std::string_view::npos && at > 64)
     find_cmd("SMTP-4.5.3.1.1-LOCAL-PART-64", c, fmt::format("the local part is {} octets; the limit is 64", at))
         .severity = Severity::warning;
-  if (at != std::string::npos && path.size() - at - 1 > 255)
+  if (at != std::string_view::npos && path.size() - at - 1 > 255)
     find_cmd("SMTP-4.5.3.1.2-DOMAIN-255", c, "the domain is longer than 255 octets").severity = Severity::warning;
   if (path.size() + 2 > 256)
     find_cmd("SMTP-4.5.3.1.3-PATH-256", c, "the path is longer than 256 octets").severity = Severity::warning;
-  if (has_high_octet(path) && ((v == Verb::mail && !c.param("SMTPUTF8")) || (v == Verb::rcpt && !c_mail_utf8)))
+  if (has_high_octet(path) && ((v == Verb::mail && !c.param(ParamKey::smtputf8)) || (v == Verb::rcpt && !c_mail_utf8)))
     find_cmd("SMTPUTF8-3.4-PARAM-WHEN-NEEDED", c, "a non-ASCII address without the SMTPUTF8 parameter (RFC 6531 §3.4)");
   if (has_high_octet(path) && ccaps.known && !ccaps.smtputf8)
     find_cmd("SMTPUTF8-3.2-NOT-UNLESS-OFFERED", c, "a non-ASCII address, but SMTPUTF8 was not offered (RFC 6531 §3.2)");
@@ -184,44 +184,58 @@ void Session::Impl::check_command(const Command& c) {
   for (const Param& p : c.params) {
     const std::string_view k = p.key;
     bool offered = true;
-    if (iequals(k, "SIZE")) offered = ccaps.size;
-    else if (iequals(k, "BODY")) offered = ccaps.eightbit || ccaps.binarymime;
-    else if (iequals(k, "SMTPUTF8")) offered = ccaps.smtputf8;
-    else if (iequals(k, "RET") || iequals(k, "ENVID") || iequals(k, "NOTIFY") || iequals(k, "ORCPT")) offered = ccaps.dsn;
-    else if (iequals(k, "AUTH")) offered = ccaps.auth;
-    else offered = !ccaps.known || ccaps.has(k);
+    switch (p.id) {
+      case ParamKey::size: offered = ccaps.size; break;
+      case ParamKey::body: offered = ccaps.eightbit || ccaps.binarymime; break;
+      case ParamKey::smtputf8: offered = ccaps.smtputf8; break;
+      case ParamKey::ret:
+      case ParamKey::envid:
+      case ParamKey::notify:
+      case ParamKey::orcpt: offered = ccaps.dsn; break;
+      case ParamKey::auth: offered = ccaps.auth; break;
+      case ParamKey::other: offered = !ccaps.known || ccaps.has(k); break;
+    }
     if (!offered && ccaps.known)
       find_cmd("SMTP-4.1.1.3-PARAMS-ONLY-IF-OFFERED", c,
                fmt::format("parameter {} belongs to an extension the server did not advertise (RFC 5321 §4.1.1.3)",
                            escape_bytes(k, 30)));
-    if (iequals(k, "SIZE") && (!p.has_value || !all_digits(p.value, 20)))
-      find_cmd("SIZE-3-MAIL-PARAM", c, "SIZE= takes 1 to 20 digits (RFC 1870 §3)");
-    if (iequals(k, "BODY")) {
-      const bool ok = iequals(p.value, "7BIT") || iequals(p.value, "8BITMIME") || iequals(p.value, "BINARYMIME");
-      if (!ok && ccaps.binarymime)
-        find_cmd("CHUNK-3-BODY-VALUES", c, "BODY= is 7BIT, 8BITMIME or BINARYMIME (RFC 3030 §3)");
-      else if (!ok)
-        find_cmd("8BITMIME-2-BODY-VALUES", c, "BODY= is 7BIT or 8BITMIME (RFC 6152 §2)");
-      if (iequals(p.value, "BINARYMIME") && ccaps.known && !ccaps.binarymime)
-        find_cmd("CHUNK-3-NO-BINARY-UNLESS-ADVERTISED", c, "BODY=BINARYMIME without BINARYMIME advertised (RFC 3030 §3)");
+    const std::string_view value = p.value;
+    switch (p.id) {
+      case ParamKey::size:
+        if (!p.has_value || !all_digits(value, 20)) find_cmd("SIZE-3-MAIL-PARAM", c, "SIZE= takes 1 to 20 digits (RFC 1870 §3)");
+        break;
+      case ParamKey::body: {
+        const bool ok = iequals(value, "7BIT") || iequals(value, "8BITMIME") || iequals(value, "BINARYMIME");
+        if (!ok && ccaps.binarymime)
+          find_cmd("CHUNK-3-BODY-VALUES", c, "BODY= is 7BIT, 8BITMIME or BINARYMIME (RFC 3030 §3)");
+        else if (!ok)
+          find_cmd("8BITMIME-2-BODY-VALUES", c, "BODY= is 7BIT or 8BITMIME (RFC 6152 §2)");
+        if (iequals(value, "BINARYMIME") && ccaps.known && !ccaps.binarymime)
+          find_cmd("CHUNK-3-NO-BINARY-UNLESS-ADVERTISED", c, "BODY=BINARYMIME without BINARYMIME advertised (RFC 3030 §3)");
+        break;
+      }
+      case ParamKey::smtputf8:
+        if (p.has_value) find_cmd("SMTPUTF8-3.4-PARAM-NO-VALUE", c, "the SMTPUTF8 parameter takes no value (RFC 6531 §3.4)");
+        break;
+      case ParamKey::ret:
+        if (!(iequals(value, "FULL") || iequals(value, "HDRS"))) find_cmd("DSN-4.3-RET", c, "RET= is FULL or HDRS (RFC 3461 §4.3)");
+        break;
+      default:
+        break;
     }
-    if (iequals(k, "SMTPUTF8") && p.has_value)
-      find_cmd("SMTPUTF8-3.4-PARAM-NO-VALUE", c, "the SMTPUTF8 parameter takes no value (RFC 6531 §3.4)");
-    if (iequals(k, "RET") && !(iequals(p.value, "FULL") || iequals(p.value, "HDRS")))
-      find_cmd("DSN-4.3-RET", c, "RET= is FULL or HDRS (RFC 3461 §4.3)");
-    if ((iequals(k, "ENVID") && p.has_value && !is_xtext(p.value)) ||
-        (iequals(k, "ORCPT") && p.value.find(';') != std::string::npos &&
-         !is_xtext(std::string_view(p.value).substr(p.value.find(';') + 1))))
+    const auto semi = value.find(';');
+    if ((p.id == ParamKey::envid && p.has_value && !is_xtext(value)) ||
+        (p.id == ParamKey::orcpt && semi != std::string_view::npos && !is_xtext(value.substr(semi + 1))))
       find_cmd("DSN-4-XTEXT", c,
                fmt::format("{}= is not valid xtext: '+' must be followed by two upper-case hex digits and '=' or "
                            "control characters must be encoded (RFC 3461 §4)",
                            escape_bytes(k, 10)));
-    if (iequals(k, "ENVID") && (!p.has_value || p.value.empty() || p.value.size() > 100 || !is_xtext(p.value)))
+    if (p.id == ParamKey::envid && (!p.has_value || value.empty() || value.size() > 100 || !is_xtext(value)))
       find_cmd("DSN-4.4-ENVID", c, "ENVID= needs an xtext value of at most 100 characters (RFC 3461 §4.4)");
-    if (iequals(k, "NOTIFY")) {
-      bool ok = p.has_value && !p.value.empty();
+    if (p.id == ParamKey::notify) {
+      bool ok = p.has_value && !value.empty();
       bool never = false, other = false;
-      std::string_view rest = p.value;
+      std::string_view rest = value;
       while (ok && !rest.empty()) {
         const auto comma = rest.find(',');
         const std::string_view e = rest.substr(0, comma);
@@ -233,16 +247,14 @@ void Session::Impl::check_command(const Command& c) {
       if (!ok || (never && other))
         find_cmd("DSN-4.1-NOTIFY", c, "NOTIFY= is NEVER alone or a list of SUCCESS, FAILURE, DELAY (RFC 3461 §4.1)");
     }
-    if (iequals(k, "ORCPT")) {
-      const auto semi = p.value.find(';');
-      if (!p.has_value || semi == std::string::npos || semi == 0 || p.value.size() > 500 ||
-          !is_xtext(std::string_view(p.value).substr(semi + 1)))
-        find_cmd("DSN-4.2-ORCPT", c, "ORCPT= is addr-type;xtext, at most 500 characters (RFC 3461 §4.2)");
-    }
+    if (p.id == ParamKey::orcpt &&
+        (!p.has_value || semi == std::string_view::npos || semi == 0 || value.size() > 500 || !is_xtext(value.substr(semi + 1))))
+      find_cmd("DSN-4.2-ORCPT", c, "ORCPT= is addr-type;xtext, at most 500 characters (RFC 3461 §4.2)");
   }
-  if (c.count_param("SIZE") > 1) find_cmd("SIZE-6-ONE-SIZE-PARAM", c, "only one SIZE parameter per MAIL (RFC 1870 §6)");
-  if (c.count_param("BODY") > 1) find_cmd("8BITMIME-3-ONE-BODY-PARAM", c, "only one BODY parameter per MAIL (RFC 6152 §3)");
-  if (c.count_param("RET") > 1 || c.count_param("ENVID") > 1 || c.count_param("NOTIFY") > 1 || c.count_param("ORCPT") > 1)
+  if (c.count_param(ParamKey::size) > 1) find_cmd("SIZE-6-ONE-SIZE-PARAM", c, "only one SIZE parameter per MAIL (RFC 1870 §6)");
+  if (c.count_param(ParamKey::body) > 1) find_cmd("8BITMIME-3-ONE-BODY-PARAM", c, "only one BODY parameter per MAIL (RFC 6152 §3)");
+  if (c.count_param(ParamKey::ret) > 1 || c.count_param(ParamKey::envid) > 1 || c.count_param(ParamKey::notify) > 1 ||
+      c.count_param(ParamKey::orcpt) > 1)
     find_cmd("DSN-4.5-NO-DUPLICATES", c, "RET, ENVID, NOTIFY and ORCPT may each appear once (RFC 3461 §4.5)");
 }
 

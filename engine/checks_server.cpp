@@ -137,11 +137,11 @@ void Session::Impl::commit_pair(Slot& s, const std::shared_ptr<const Reply>& rp)
           t_rcpts = 0;
           t_rcpt_total = 0;
           t_declared_size = 0;
-          if (const Param* sz = s.cmd->param("SIZE"); sz && !sz->value.empty() && sz->value.size() < 20 &&
+          if (const Param* sz = s.cmd->param(ParamKey::size); sz && !sz->value.empty() && sz->value.size() < 20 &&
                                                       std::all_of(sz->value.begin(), sz->value.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
-            t_declared_size = std::stoull(sz->value);
-          t_mail_utf8 = s.cmd->param("SMTPUTF8") != nullptr;
-          const Param* body = s.cmd->param("BODY");
+            t_declared_size = std::stoull(std::string(sz->value));
+          t_mail_utf8 = s.cmd->param(ParamKey::smtputf8) != nullptr;
+          const Param* body = s.cmd->param(ParamKey::body);
           t_mail_body8 = body && (iequals(body->value, "8BITMIME") || iequals(body->value, "BINARYMIME"));
           t_mail_binary = body && iequals(body->value, "BINARYMIME");
         }
@@ -260,7 +260,7 @@ void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
   // VRFY/EXPN with SMTPUTF8 (RFC 6531 §3.7.4).
   if (r.high) {
     const bool utf8_ok = (t_mail_utf8 && (code == 251 || code == 551)) ||
-                         (cmd && (v == Verb::vrfy || v == Verb::expn) && s.cmd->param("SMTPUTF8"));
+                         (cmd && (v == Verb::vrfy || v == Verb::expn) && s.cmd->param(ParamKey::smtputf8));
     if (cmd && v == Verb::lhlo && code == 250 && !r.lines.empty() &&
         has_high_octet(r.lines[0]))
       find_reply("SMTPUTF8-3.7.1-ASCII-HELLO", r,
@@ -446,9 +446,9 @@ void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
                                c.label()),
                    &s);
       if (tcaps.size_limit) {
-        if (const Param* p = c.param("SIZE"); p && cls == 2) {
+        if (const Param* p = c.param(ParamKey::size); p && cls == 2) {
           std::uint64_t n = 0;
-          try { n = std::stoull(p->value); } catch (...) { n = 0; }
+          try { n = std::stoull(std::string(p->value)); } catch (...) { n = 0; }
           if (n > *tcaps.size_limit)
             find_reply("SIZE-4-552-OVER-LIMIT", r,
                        fmt::format("MAIL declares SIZE={} above the advertised limit {} but was accepted; it must "
@@ -457,21 +457,21 @@ void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
                        &s);
         }
       }
-      if (tcaps.size && c.count_param("SIZE") == 1 && (code == 555 || code == 501) && well_formed) {
-        const Param* p = c.param("SIZE");
+      if (tcaps.size && c.count_param(ParamKey::size) == 1 && (code == 555 || code == 501) && well_formed) {
+        const Param* p = c.param(ParamKey::size);
         if (p && !p->value.empty() && std::all_of(p->value.begin(), p->value.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
           find_reply("SIZE-7-MUST-ACCEPT-EXTENDED-MAIL", r,
                      "a server that advertises SIZE must accept a well-formed SIZE= parameter (RFC 1870 §7)", &s);
       }
       if (tcaps.dsn && code != 501 && code != 421) {
-        const Param* ret = c.param("RET");
-        const Param* envid = c.param("ENVID");
+        const Param* ret = c.param(ParamKey::ret);
+        const Param* envid = c.param(ParamKey::envid);
         const bool bad_ret = ret && !(iequals(ret->value, "FULL") || iequals(ret->value, "HDRS"));
         const bool bad_envid = envid && (!envid->has_value || envid->value.empty() || envid->value.size() > 100 ||
                                          std::any_of(envid->value.begin(), envid->value.end(), [](char ch) {
                                            return static_cast<unsigned char>(ch) < 33 || static_cast<unsigned char>(ch) > 126 || ch == '=';
                                          }));
-        if (c.count_param("RET") > 1 || c.count_param("ENVID") > 1 || bad_ret || bad_envid)
+        if (c.count_param(ParamKey::ret) > 1 || c.count_param(ParamKey::envid) > 1 || bad_ret || bad_envid)
           find_reply("DSN-5.1-INVALID-501", r,
                      fmt::format("an invalid or repeated RET or ENVID must get 501, not {} (RFC 3461 §5.1)", code), &s);
       }
@@ -552,7 +552,7 @@ void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
       if (v == Verb::vrfy && (code == 500 || code == 502))
         find_reply("SMTP-3.5.3-VRFY-NOT-IMPLEMENTED", r,
                    "VRFY is refused as not implemented: allowed, but not in full compliance (RFC 5321 §3.5.3)", &s);
-      if ((v == Verb::vrfy || v == Verb::expn) && !c.param("SMTPUTF8") &&
+      if ((v == Verb::vrfy || v == Verb::expn) && !c.param(ParamKey::smtputf8) &&
           has_high_octet(r.lines[0]))
         find_reply("SMTPUTF8-3.7.4.2-VRFY-EXPN", r,
                    "a UTF-8 reply to VRFY/EXPN sent without the SMTPUTF8 parameter (RFC 6531 §3.7.4.2)", &s);
@@ -592,7 +592,7 @@ void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
         find_reply("AUTH-4-CANCEL-501", r, "a client '*' cancels AUTH and must get 501 (RFC 4954 §4)", &s);
       if (tcaps.known && tcaps.auth && !t_authed && before != State::mail && before != State::rcpt &&
           (goes_on || (cls >= 4 && code != 504 && code != 501 && code != 421 && code != 503))) {
-        const std::string mech = c.arg.substr(0, c.arg.find(' '));
+        const std::string mech(c.arg.substr(0, c.arg.find(' ')));
         bool listed = false;
         for (const auto& k : tcaps.keywords)
           if (iequals(k.name, "AUTH"))

@@ -14,7 +14,7 @@ constexpr std::array<std::pair<std::string_view, Verb>, 17> kVerbs{{
     {"TURN", Verb::turn}, {"ETRN", Verb::etrn},
 }};
 
-char upper(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c; }
+constexpr char upper(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c; }
 
 // A four-letter verb as one number, in upper case.
 constexpr std::uint32_t pack4(std::string_view v) {
@@ -23,11 +23,18 @@ constexpr std::uint32_t pack4(std::string_view v) {
   return k;
 }
 
+// The four-letter verbs packed, in kVerbs' order (0 for STARTTLS).
+constexpr auto kPacked = [] {
+  std::array<std::uint32_t, kVerbs.size()> a{};
+  for (std::size_t i = 0; i < kVerbs.size(); ++i) a[i] = kVerbs[i].first.size() == 4 ? pack4(kVerbs[i].first) : 0;
+  return a;
+}();
+
 Verb lookup_verb(std::string_view v) {
   if (v.size() == 4) {
     const std::uint32_t k = pack4(v);
-    for (const auto& [name, verb] : kVerbs)
-      if (name.size() == 4 && pack4(name) == k) return verb;
+    for (std::size_t i = 0; i < kPacked.size(); ++i)
+      if (kPacked[i] == k) return kVerbs[i].second;
   } else if (iequals(v, "STARTTLS")) {
     return Verb::starttls;
   }
@@ -49,7 +56,7 @@ void parse_path_and_params(std::string_view rest, Command& c) {
   if (rest.empty() || rest.front() != '<') {
     c.syntax.bad_path = true;
     const auto sp = rest.find(' ');
-    c.path = std::string(rest.substr(0, sp));
+    c.path = rest.substr(0, sp);
     rest = sp == std::string_view::npos ? std::string_view{} : rest.substr(sp);
   } else {
     // A quoted local part may hold '>' or spaces: skip over quoted strings.
@@ -62,10 +69,10 @@ void parse_path_and_params(std::string_view rest, Command& c) {
     }
     if (i >= rest.size()) {
       c.syntax.bad_path = true;
-      c.path = std::string(rest.substr(1));
+      c.path = rest.substr(1);
       return;
     }
-    c.path = std::string(rest.substr(1, i - 1));
+    c.path = rest.substr(1, i - 1);
     rest = rest.substr(i + 1);
   }
   parse_params(rest, c);
@@ -80,12 +87,13 @@ void parse_params(std::string_view rest, Command& c) {
     rest = sp == std::string_view::npos ? std::string_view{} : rest.substr(sp);
     Param p;
     const auto eq = tok.find('=');
-    p.key = std::string(tok.substr(0, eq));
+    p.key = tok.substr(0, eq);
+    p.id = param_key(p.key);
     if (eq != std::string_view::npos) {
       p.has_value = true;
-      p.value = std::string(tok.substr(eq + 1));
+      p.value = tok.substr(eq + 1);
     }
-    c.params.push_back(std::move(p));
+    c.params.push_back(p);
   }
 }
 }  // namespace
@@ -104,15 +112,68 @@ std::string_view to_string(Verb v) {
   return "?";
 }
 
+ParamKey param_key(std::string_view k) {
+  switch (k.size()) {
+    case 3: return iequals(k, "RET") ? ParamKey::ret : ParamKey::other;
+    case 4:
+      if (iequals(k, "SIZE")) return ParamKey::size;
+      if (iequals(k, "BODY")) return ParamKey::body;
+      if (iequals(k, "AUTH")) return ParamKey::auth;
+      return ParamKey::other;
+    case 5:
+      if (iequals(k, "ENVID")) return ParamKey::envid;
+      if (iequals(k, "ORCPT")) return ParamKey::orcpt;
+      return ParamKey::other;
+    case 6: return iequals(k, "NOTIFY") ? ParamKey::notify : ParamKey::other;
+    case 8: return iequals(k, "SMTPUTF8") ? ParamKey::smtputf8 : ParamKey::other;
+    default: return ParamKey::other;
+  }
+}
+
+Command& Command::operator=(const Command& o) {
+  if (this != &o) {
+    CommandFields::operator=(o);
+    rebase(o.line.data());
+  }
+  return *this;
+}
+
+Command& Command::operator=(Command&& o) noexcept {
+  const char* old = o.line.data();
+  CommandFields::operator=(static_cast<CommandFields&&>(o));
+  rebase(old);
+  return *this;
+}
+
+void Command::rebase(const char* old) {
+  if (old == line.data()) return;
+  const auto move = [&](std::string_view& v) {
+    if (v.data()) v = std::string_view(line.data() + (v.data() - old), v.size());
+  };
+  move(verb_text);
+  move(arg);
+  move(path);
+  for (Param& p : params) {
+    move(p.key);
+    move(p.value);
+  }
+}
+
 const Param* Command::param(std::string_view key) const {
   for (const auto& p : params)
     if (iequals(p.key, key)) return &p;
   return nullptr;
 }
 
-std::size_t Command::count_param(std::string_view key) const {
+const Param* Command::param(ParamKey id) const {
+  for (const auto& p : params)
+    if (p.id == id) return &p;
+  return nullptr;
+}
+
+std::size_t Command::count_param(ParamKey id) const {
   std::size_t n = 0;
-  for (const auto& p : params) n += iequals(p.key, key) ? 1 : 0;
+  for (const auto& p : params) n += p.id == id ? 1 : 0;
   return n;
 }
 
@@ -127,12 +188,13 @@ std::string Command::label(std::size_t max) const {
 
 Command parse_command(std::string_view line) {
   Command c;
-  c.line = std::string(line.substr(0, 1024));
   c.syntax.non_ascii = has_high_octet(line);
-  const auto sp = line.find(' ');
-  const std::string_view verb = line.substr(0, sp);
-  c.verb_text = std::string(verb.substr(0, 32));
-  c.arg = sp == std::string_view::npos ? std::string() : std::string(line.substr(sp + 1, 1024));
+  c.line.assign(line.substr(0, Command::kMaxLine));
+  const std::string_view kept = c.line;
+  const auto sp = kept.find(' ');
+  const std::string_view verb = kept.substr(0, sp);
+  c.verb_text = verb.substr(0, 32);
+  c.arg = sp == std::string_view::npos ? kept.substr(kept.size()) : kept.substr(sp + 1);
   c.verb = lookup_verb(verb);
   const std::string_view arg = c.arg;
 
@@ -179,7 +241,7 @@ Command parse_command(std::string_view line) {
     case Verb::vrfy:
     case Verb::expn: {
       const auto s2 = arg.find(' ');
-      c.path = std::string(arg.substr(0, s2));
+      c.path = arg.substr(0, s2);
       if (s2 != std::string_view::npos) parse_params(arg.substr(s2), c);
       break;
     }

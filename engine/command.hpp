@@ -6,6 +6,8 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/container/small_vector.hpp>
+
 #include "engine/types.hpp"
 
 namespace lockstep {
@@ -16,9 +18,13 @@ enum class Verb : std::uint8_t {
 };
 std::string_view to_string(Verb v);
 
+// The ESMTP parameters lockstep knows, recognised once when the command is parsed.
+enum class ParamKey : std::uint8_t { other, size, body, smtputf8, ret, envid, notify, orcpt, auth };
+
 struct Param {
-  std::string key;    // as sent
-  std::string value;  // empty when there is no "="
+  ParamKey id = ParamKey::other;
+  std::string_view key;    // as sent (a part of the command's line)
+  std::string_view value;  // empty when there is no "="
   bool has_value = false;
 };
 
@@ -31,14 +37,16 @@ struct CommandSyntax {
   bool bad_bdat = false;            // BDAT without a valid size
 };
 
-struct Command {
+// What parse_command() makes of a line. The text parts are views into `line`; Command
+// (below) keeps them pointing there when it is copied or moved.
+struct CommandFields {
   std::uint32_t index = 0;      // 0-based position among the session's commands
   Verb verb = Verb::unknown;
-  std::string line;             // the line without CRLF (capped)
-  std::string verb_text;
-  std::string arg;              // everything after the verb
-  std::string path;             // MAIL/RCPT path without <>, VRFY/EXPN argument
-  std::vector<Param> params;
+  std::string line;             // the line without CRLF (capped at Command::kMaxLine)
+  std::string_view verb_text;   // capped at 32 octets
+  std::string_view arg;         // everything after the verb
+  std::string_view path;        // MAIL/RCPT path without <>, VRFY/EXPN argument
+  boost::container::small_vector<Param, 3> params;
   std::uint64_t bdat_size = 0;  // BDAT chunk size
   bool bdat_last = false;
   CommandSyntax syntax;
@@ -47,17 +55,35 @@ struct Command {
   bool bare_lf = false;         // the line ended in LF alone
   bool bare_cr = false;
   bool truncated = false;
+};
+
+struct Command : CommandFields {
+  static constexpr std::size_t kMaxLine = 2048;
+
+  Command() = default;
+  Command(const Command& o) : CommandFields(o) { rebase(o.line.data()); }
+  Command(Command&& o) noexcept : Command(std::move(o), o.line.data()) {}
+  Command& operator=(const Command& o);
+  Command& operator=(Command&& o) noexcept;
+  ~Command() = default;
 
   // Returns the first parameter with this key (any case), or nullptr.
   const Param* param(std::string_view key) const;
-  std::size_t count_param(std::string_view key) const;
+  const Param* param(ParamKey id) const;
+  std::size_t count_param(ParamKey id) const;
   // "RCPT TO:<bob@lab.test>", shortened to `max` characters.
   std::string label(std::size_t max = 60) const;
+
+ private:
+  Command(Command&& o, const char* old) noexcept : CommandFields(static_cast<CommandFields&&>(o)) { rebase(old); }
+  // Points the views at `line` again after a copy or move from a line at `old`.
+  void rebase(const char* old);
 };
 
 // Parses one command line (without its terminator). Never fails: oddities are
 // recorded in `syntax` and an unrecognised verb gives Verb::unknown.
 Command parse_command(std::string_view line);
+ParamKey param_key(std::string_view key);
 
 bool iequals(std::string_view a, std::string_view b);
 

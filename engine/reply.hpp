@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/container/small_vector.hpp>
+
 #include "engine/line.hpp"
 #include "engine/types.hpp"
 
@@ -35,7 +37,8 @@ std::optional<EnhancedCode> parse_enhanced(std::string_view text);
 struct Reply {
   std::uint64_t index = 0;      // 0-based position among the session's replies
   int code = -1;                // the first line's code; -1 when malformed
-  std::vector<std::string> lines;  // each line without CRLF (capped; see line_count)
+  // Each line without CRLF (capped; see line_count); most replies have one, kept inline.
+  boost::container::small_vector<std::string, 1> lines;
   std::uint32_t line_count = 0;
   std::uint64_t offset = 0, end = 0;  // stream offsets of the first byte and one past the last
   Time time = 0;

@@ -299,7 +299,7 @@ void Session::Impl::on_client_line(const Line& line) {
   if (opt.redaction && cmd->verb == Verb::auth) {
     // Keep "AUTH MECHANISM", mask an initial response.
     const auto sp = cmd->arg.find(' ');
-    if (sp != std::string::npos) redact_range(line.offset + cmd->verb_text.size() + 1 + sp + 1, line.offset + line.text.size());
+    if (sp != std::string_view::npos) redact_range(line.offset + cmd->verb_text.size() + 1 + sp + 1, line.offset + line.text.size());
   }
   if (opt.trace) events.emplace_back(CommandEvent{cmd});
   check_pipelining(*cmd);
@@ -316,7 +316,7 @@ void Session::Impl::on_client_line(const Line& line) {
   if (cmd->verb == Verb::mail) {
     c_txn = Txn::pending;
     c_rcpt_sent = 0;
-    c_mail_utf8 = cmd->param("SMTPUTF8") != nullptr;
+    c_mail_utf8 = cmd->param(ParamKey::smtputf8) != nullptr;
   }
   if (cmd->verb == Verb::rcpt) ++c_rcpt_sent;
   if (cmd->verb == Verb::lhlo) c_lhlo_sent = true;

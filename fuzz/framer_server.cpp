@@ -32,7 +32,7 @@ std::vector<R> run(const std::vector<std::string_view>& parts) {
     while (split.next(part, l)) {
       if (!a.add(l, 0)) continue;
       lockstep::Reply r = a.take();
-      out.push_back({r.code, r.lines, r.line_count, r.offset, r.end, r.malformed, r.code_changed, r.bare_lf, r.bare_cr,
+      out.push_back({r.code, {r.lines.begin(), r.lines.end()}, r.line_count, r.offset, r.end, r.malformed, r.code_changed, r.bare_lf, r.bare_cr,
                      r.bare_code, r.long_line, r.truncated});
     }
   }

@@ -1,6 +1,8 @@
 // Framing and parsers, on whole input, byte by byte and split at every position.
 #include <catch2/catch.hpp>
 
+#include <optional>
+
 #include "engine/capabilities.hpp"
 #include "engine/command.hpp"
 #include "engine/content.hpp"
@@ -193,6 +195,49 @@ TEST_CASE("every verb is recognised in any case, and nothing else is", "[parser]
   // Octets that upper-case alike under a careless fold (0x40 and 0x60) are not letters.
   CHECK(parse_command("`AIL FROM:<a@b>").verb == Verb::unknown);
   CHECK(parse_command("M@IL FROM:<a@b>").verb == Verb::unknown);
+}
+
+TEST_CASE("a command's parts stay with its own line when it is copied or moved", "[parser][command]") {
+  // A short line lives inside the string object itself, a long one on the heap: both.
+  for (const std::string line : {"RCPT TO:<a> X=1", "MAIL FROM:<someone.with.a.long.name@example.test> SIZE=123 BODY=8BITMIME"}) {
+    std::optional<Command> first(parse_command(line));
+    const auto check = [&](const Command& c) {
+      CHECK(c.verb_text.data() >= c.line.data());
+      CHECK(c.verb_text.data() + c.verb_text.size() <= c.line.data() + c.line.size());
+      CHECK(c.path.data() > c.line.data());
+      CHECK(c.arg.data() + c.arg.size() == c.line.data() + c.line.size());
+      for (const Param& p : c.params) {
+        CHECK(p.key.data() > c.line.data());
+        CHECK(p.value.data() + p.value.size() <= c.line.data() + c.line.size());
+      }
+    };
+    Command copy = *first;
+    Command moved = std::move(*first);
+    first.reset();  // nothing may point into the original any more
+    Command assigned;
+    assigned = copy;
+    Command move_assigned;
+    move_assigned = std::move(assigned);
+    for (const Command* c : {&copy, &moved, &move_assigned}) {
+      check(*c);
+      CHECK(c->line == line);
+      CHECK(c->verb_text == line.substr(0, 4));
+      CHECK(c->arg == line.substr(5));
+      CHECK(c->path == (line[0] == 'R' ? "a" : "someone.with.a.long.name@example.test"));
+      REQUIRE(!c->params.empty());
+      CHECK(c->params[0].value == (line[0] == 'R' ? "1" : "123"));
+    }
+  }
+  const Command c = parse_command("MAIL FROM:<a@b> size=1 Body=8BITMIME smtputf8 X-ONE=2 NOTIFY=NEVER");
+  REQUIRE(c.params.size() == 5);
+  CHECK(c.params[0].id == ParamKey::size);
+  CHECK(c.params[1].id == ParamKey::body);
+  CHECK(c.params[2].id == ParamKey::smtputf8);
+  CHECK_FALSE(c.params[2].has_value);
+  CHECK(c.params[3].id == ParamKey::other);
+  CHECK(c.params[4].id == ParamKey::notify);
+  CHECK(c.param(ParamKey::body) == &c.params[1]);
+  CHECK(c.count_param(ParamKey::size) == 1);
 }
 
 TEST_CASE("commands are parsed case-insensitively with path and parameters", "[parser][command]") {
