@@ -61,6 +61,15 @@ struct ShiftOne {
 };
 constexpr ShiftOne kShiftOne;
 
+// 0, 1, ... 63: the octet numbers of a step.
+struct Iota {
+  alignas(64) unsigned char to[64] = {};
+  constexpr Iota() {
+    for (int i = 0; i < 64; ++i) to[i] = static_cast<unsigned char>(i);
+  }
+};
+constexpr Iota kIota;
+
 #define LOCKSTEP_WIDE_TARGET __attribute__((target("avx512f,avx512bw,avx512vbmi,avx512vbmi2,bmi,bmi2,popcnt")))
 
 // What one step decoded.
@@ -101,14 +110,14 @@ LOCKSTEP_WIDE_TARGET __attribute__((always_inline)) inline bool emit(Cursor& c, 
     if ((((crs << 2) | c.carry) ^ lfs) & take) {  // a bare CR or LF
       text = false;
     } else {
-      // Four positions written whatever the count (a line of text is rarely shorter than
-      // 16 octets), the rest one by one; room() left 16 slots, the most one step can need.
-      const auto at = static_cast<std::uint32_t>(c.w - c.w0);
-      std::uint64_t d = _pext_u64(lfs, keep);
-      const auto count = static_cast<unsigned>(_mm_popcnt_u64(d));
-      for (int k = 0; k < 4; ++k, d = _blsr_u64(d)) c.lf[k] = at + static_cast<std::uint32_t>(_tzcnt_u64(d));
-      for (unsigned k = 4; k < count; ++k, d = _blsr_u64(d)) c.lf[k] = at + static_cast<std::uint32_t>(_tzcnt_u64(d));
-      c.lf += count;
+      // The output positions of the LFs, without a branch: the step's octet numbers that
+      // are LFs, compressed, widened and offset, all 16 stored whatever the count. An LF
+      // takes 4 input octets (\r\n), so a step has at most 16; room() left 16 slots.
+      const auto at = static_cast<int>(static_cast<std::uint32_t>(c.w - c.w0));  // modulo 2^32, as the positions
+      const std::uint64_t d = _pext_u64(lfs, keep);
+      const __m128i idx = _mm512_castsi512_si128(_mm512_maskz_compress_epi8(d, _mm512_load_si512(kIota.to)));
+      _mm512_storeu_si512(c.lf, _mm512_add_epi32(_mm512_cvtepu8_epi32(idx), _mm512_set1_epi32(at)));
+      c.lf += _mm_popcnt_u64(d);
       c.carry = len >= 2 ? crs >> (len - 2) : c.carry;
     }
   }
@@ -124,7 +133,7 @@ enum class Ended { stop, stop_not_text, not_text };
 // The steps, until one stops at what the byte-wise decoder must take (or, Index, until
 // the octets turn out not to be text).
 template <bool Index>
-LOCKSTEP_WIDE_TARGET Ended run(Cursor& c, const char* const end) {
+LOCKSTEP_WIDE_TARGET __attribute__((always_inline)) inline Ended steps(Cursor& c, const char* const end) {
   const __m512i lo = _mm512_load_si512(kEscapes.to);
   const __m512i hi = _mm512_load_si512(kEscapes.to + 64);
   const __m512i hex_lo = _mm512_load_si512(kHex.to);
@@ -210,6 +219,16 @@ LOCKSTEP_WIDE_TARGET Ended run(Cursor& c, const char* const end) {
     }
     if (!text) return Ended::not_text;
   }
+}
+
+// The steps on a copy of the cursor in registers: the output stores may alias anything,
+// so through a reference every step would load and store the cursor again.
+template <bool Index>
+LOCKSTEP_WIDE_TARGET Ended run(Cursor& c, const char* const end) {
+  Cursor local = c;
+  const Ended e = steps<Index>(local, end);
+  c = local;
+  return e;
 }
 }  // namespace
 
