@@ -159,12 +159,6 @@ void Command::rebase(const char* old) {
   }
 }
 
-const Param* Command::param(std::string_view key) const {
-  for (const auto& p : params)
-    if (iequals(p.key, key)) return &p;
-  return nullptr;
-}
-
 const Param* Command::param(ParamKey id) const {
   for (const auto& p : params)
     if (p.id == id) return &p;

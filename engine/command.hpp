@@ -67,8 +67,7 @@ struct Command : CommandFields {
   Command& operator=(Command&& o) noexcept;
   ~Command() = default;
 
-  // Returns the first parameter with this key (any case), or nullptr.
-  const Param* param(std::string_view key) const;
+  // Returns the first parameter with this key, or nullptr.
   const Param* param(ParamKey id) const;
   std::size_t count_param(ParamKey id) const;
   // "RCPT TO:<bob@lab.test>", shortened to `max` characters.

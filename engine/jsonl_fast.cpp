@@ -1,6 +1,7 @@
 #include "engine/jsonl_fast.hpp"
 
-#include <cstdlib>
+#include "engine/env.hpp"
+
 #include <utility>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -21,10 +22,7 @@ bool cpu_has_wide() {
 }
 
 // On where the CPU has it, unless `no_variable` is set (and not 0) in the environment.
-bool wide_unless(const char* no_variable) {
-  const char* e = std::getenv(no_variable);
-  return cpu_has_wide() && !(e && *e && *e != '0');
-}
+bool wide_unless(const char* no_variable) { return cpu_has_wide() && !env_switch(no_variable); }
 
 bool g_wide = wide_unless("LOCKSTEP_NO_WIDE_DECODE");
 bool g_wide_escape = wide_unless("LOCKSTEP_NO_WIDE_ESCAPE");  // the escaper and the raw index

@@ -41,9 +41,9 @@ void enable_wide_escape(bool on);  // LOCKSTEP_NO_WIDE_ESCAPE=1 turns it off
 const char* escape_wide(const char* p, const char* end, char*& w);
 
 // The TextIndex of raw octets (as a reader builds it while decoding a recording), for the
-// content check of octets whose source has none (ContentScanner::feed): valid, text when there is no NUL and every CR is directly
-// followed by LF and every LF directly preceded by CR, then every LF position and the
-// first octet from 0x80 up. False, with ix untouched, when the wide paths are off (the
+// content check of octets whose source has none (ContentScanner::feed): valid; text when
+// there is no NUL, every CR is directly followed by LF and every LF directly preceded by
+// CR, and then every LF position; the first octet from 0x80 up. False, with ix untouched, when the wide paths are off (the
 // same switch as the escaper's).
 bool index_text_wide(const char* p, std::size_t n, TextIndex& ix);
 

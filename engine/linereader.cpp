@@ -4,11 +4,12 @@
 #include <atomic>
 #include <cerrno>
 #include <csignal>
-#include <cstdlib>
 #include <cstring>
 #include <mutex>
 
 #include <fmt/format.h>
+
+#include "engine/env.hpp"
 
 #if defined(__linux__) || defined(__APPLE__) || defined(__FreeBSD__)
 #include <sys/mman.h>
@@ -87,11 +88,6 @@ void give_back(int slot) {
   g_slots[slot].begin.store(0, std::memory_order_release);
   g_slots[slot].end.store(0, std::memory_order_release);
 }
-
-bool mapping_disabled() {
-  const char* e = std::getenv("LOCKSTEP_NO_MMAP");
-  return e && *e && *e != '0';
-}
 #endif
 }  // namespace
 
@@ -114,7 +110,7 @@ LineReader::~LineReader() {
 // Maps the whole file when it is a regular one read from its start.
 bool LineReader::map_file() {
 #if defined(LOCKSTEP_MAPPED_READS)
-  if (mapping_disabled()) return false;
+  if (env_switch("LOCKSTEP_NO_MMAP")) return false;
   const int fd = ::fileno(f_);
   struct stat st {};
   if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) return false;

@@ -79,7 +79,7 @@ TEST_CASE("a mapped file and one read in blocks give the same lines", "[reader]"
   }
 }
 
-TEST_CASE("an empty file, a pipe and a memory stream are read in blocks", "[reader]") {
+TEST_CASE("an empty file and a memory stream are read in blocks", "[reader]") {
   TempPath empty("");
   const Read r = read_lines(empty.path, 1000, true);
   CHECK_FALSE(r.mapped);

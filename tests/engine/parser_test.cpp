@@ -245,7 +245,7 @@ TEST_CASE("commands are parsed case-insensitively with path and parameters", "[p
   CHECK(c.verb == Verb::mail);
   CHECK(c.path == "a@b.example");
   REQUIRE(c.params.size() == 2);
-  CHECK(c.param("size")->value == "123");
+  CHECK(c.param(ParamKey::size)->value == "123");
   CHECK_FALSE(c.syntax.bad_path);
   c = parse_command("RCPT TO: <x@y>");
   CHECK(c.syntax.space_around_colon);
