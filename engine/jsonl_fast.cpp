@@ -93,9 +93,14 @@ struct Cursor {
 // Writes the octets of the step's first `len` input octets (`take` has their bits).
 // Index: also rules on CR and LF and notes the line ends; returns false when the octets
 // turned out not to be text (the step is written all the same).
+// The escape letters of CR and LF.
+struct Letters {
+  __m512i r, n;
+};
+
 template <bool Index>
 LOCKSTEP_WIDE_TARGET __attribute__((always_inline)) inline bool emit(Cursor& c, const Step& s, unsigned len,
-                                                                     std::uint64_t take) {
+                                                                     std::uint64_t take, const Letters& letter) {
   const std::uint64_t keep = take & ~s.drop;
   _mm512_storeu_si512(c.w, _mm512_maskz_compress_epi8(keep, s.out));
   if (const std::uint64_t h = s.uhigh & take; h && c.ix && c.ix->first_high == TextIndex::npos)
@@ -103,8 +108,8 @@ LOCKSTEP_WIDE_TARGET __attribute__((always_inline)) inline bool emit(Cursor& c, 
         static_cast<std::size_t>(c.w - c.w0) + static_cast<std::size_t>(_mm_popcnt_u64(keep & ((h & (0 - h)) - 1)));
   bool text = true;
   if constexpr (Index) {
-    const std::uint64_t crs = s.escaped & take & _mm512_cmpeq_epi8_mask(s.v, _mm512_set1_epi8('r'));
-    const std::uint64_t lfs = s.escaped & take & _mm512_cmpeq_epi8_mask(s.v, _mm512_set1_epi8('n'));
+    const std::uint64_t crs = s.escaped & take & _mm512_cmpeq_epi8_mask(s.v, letter.r);
+    const std::uint64_t lfs = s.escaped & take & _mm512_cmpeq_epi8_mask(s.v, letter.n);
     if ((((crs << 2) | c.carry) ^ lfs) & take) {  // a bare CR or LF
       text = false;
     } else {
@@ -124,6 +129,13 @@ LOCKSTEP_WIDE_TARGET __attribute__((always_inline)) inline bool emit(Cursor& c, 
   return text;
 }
 
+// A constant the loop keeps in a register: where it can see the value, the compiler
+// rebuilds a broadcast in every step, on the vector port the steps are short of.
+LOCKSTEP_WIDE_TARGET __attribute__((always_inline)) inline __m512i held(__m512i v) {
+  asm("" : "+v"(v));
+  return v;
+}
+
 // How run() ended: stopped where the byte-wise decoder takes over (the octets still text,
 // or not), or, with the index, in the middle when the octets turned out not to be text.
 enum class Ended { stop, stop_not_text, not_text };
@@ -137,9 +149,10 @@ LOCKSTEP_WIDE_TARGET __attribute__((always_inline)) inline Ended steps(Cursor& c
   const __m512i hex_lo = _mm512_load_si512(kHex.to);
   const __m512i hex_hi = _mm512_load_si512(kHex.to + 64);
   const __m512i shift_one = _mm512_load_si512(kShiftOne.to);
-  const __m512i backslash = _mm512_set1_epi8('\\');
-  const __m512i quote = _mm512_set1_epi8('"');
-  const __m512i space = _mm512_set1_epi8(0x20);
+  const __m512i backslash = held(_mm512_set1_epi8('\\'));
+  const __m512i quote = held(_mm512_set1_epi8('"'));
+  const __m512i space = held(_mm512_set1_epi8(0x20));
+  const Letters letter{held(_mm512_set1_epi8('r')), held(_mm512_set1_epi8('n'))};
   const __m512i sixteen = _mm512_set1_epi8(16);
   const __m512i high_nibble = _mm512_set1_epi8(static_cast<char>(0xf0));
   const __m512i u = _mm512_set1_epi8('u');
@@ -168,13 +181,11 @@ LOCKSTEP_WIDE_TARGET __attribute__((always_inline)) inline Ended steps(Cursor& c
     const std::uint64_t odd = _mm512_cmplt_epi8_mask(s.v, space);
     // The backslashes that begin an escape (the first, third ... of a run) and the octets
     // they escape; the step starts at a character boundary, so no run comes from before.
-    std::uint64_t esc = 0;
-    s.escaped = 0;
-    if (bs) {
-      const std::uint64_t t = (((bs << 1) | kOddBits) - bs) ^ kOddBits;
-      s.escaped = t ^ bs;
-      esc = t & bs;
-    }
+    // Without a branch: whether a step holds a backslash is a coin toss in text whose
+    // lines are about a step long.
+    const std::uint64_t t = (((bs << 1) | kOddBits) - bs) ^ kOddBits;
+    s.escaped = t ^ bs;
+    const std::uint64_t esc = t & bs;
     const __m512i to = _mm512_permutex2var_epi8(lo, s.v, hi);
     s.out = _mm512_mask_blend_epi8(s.escaped, s.v, to);
     s.drop = esc;
@@ -206,11 +217,11 @@ LOCKSTEP_WIDE_TARGET __attribute__((always_inline)) inline Ended steps(Cursor& c
     // An escape that may end beyond the last octet is left whole to the next step.
     const std::uint64_t cut = stop | (esc & kLast) | late;
     if (cut == 0) {  // the common case, which the branch predicts: the next load need not wait
-      if (!emit<Index>(c, s, 64, ~0ull)) return Ended::not_text;
+      if (!emit<Index>(c, s, 64, ~0ull, letter)) return Ended::not_text;
       continue;
     }
     const std::uint64_t first = cut & (0 - cut);
-    const bool text = emit<Index>(c, s, static_cast<unsigned>(_tzcnt_u64(cut)), first - 1);
+    const bool text = emit<Index>(c, s, static_cast<unsigned>(_tzcnt_u64(cut)), first - 1, letter);
     if (stop & first) {
       // What stopped the step cannot be the LF escape a CR before it wants.
       return Index && (!text || c.carry) ? Ended::stop_not_text : Ended::stop;
