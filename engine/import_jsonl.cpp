@@ -24,7 +24,24 @@ class JsonlSource final : public Source {
 
   bool next(SourceEvent& ev) override {
     std::string_view line;
-    while (in_->next(line)) {
+    for (;;) {
+      // From a mapped file, the parser finds the line's end itself (no search of the line
+      // before its parse); anything it does not take as one line whole (a blank line, a
+      // bad one, an overlong one, the last one without a LF) is read as a line below.
+      if (const std::string_view rest = in_->ahead(); !rest.empty() && rest[0] == '{') {
+        std::string err;
+        std::size_t used = 0;
+        if (parse_json_line(rest, fields_, nfields_, err, &ev.index, used)) {
+          if (!in_->take(used)) break;  // the file shrank under the parse: its result is void
+          bad_run_ = 0;
+          if (convert(ev)) {
+            ++good_;
+            return true;
+          }
+          continue;
+        }
+      }
+      if (!in_->next(line)) break;
       if (line.empty() || line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
       if (in_->truncated()) {
         skip(fmt::format("line {}: longer than the reader's limit, skipped", in_->line_number()));

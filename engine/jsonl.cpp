@@ -135,13 +135,21 @@ std::string jsonl_fault(Time t, std::string_view conn, Dir dir, std::string_view
 }
 
 namespace {
+// Room a string's octets get first; it doubles as they need more (see decode()).
+constexpr std::size_t kFirstRoom = 4096;
+
 struct Parser {
   std::string_view s;
   std::size_t i = 0;
   std::string& err;
+  // The input goes on past the object's line (parse_json_line): a line end is not white
+  // space, and one inside the indexed string fails it; [checked_from, checked_to) is the
+  // string so checked.
+  bool one_line = false;
+  std::size_t checked_from = 0, checked_to = 0;
 
   void ws() {
-    while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) ++i;
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || (s[i] == '\n' && !one_line))) ++i;
   }
   bool fail(std::string_view what) {
     err = fmt::format("{} at column {}", what, i + 1);
@@ -164,11 +172,26 @@ struct Parser {
     if (i >= s.size() || s[i] != '"') return fail("expected a string");
     ++i;
     const std::size_t base = out.size();
-    out.resize(base + (s.size() - i) + 64);  // room for whole 64-byte stores
-    char* const w0 = out.data() + base;
-    char* w = w0;
     const char* p = s.data() + i;
+    const char* const p0 = p;
     const char* const end = s.data() + s.size();
+    // The octets are written through a pointer into room for the worst case: the decoded
+    // text is never longer than its encoding, and the stores are whole 64-octet blocks.
+    // The room covers the input up to `limit` (and the wide decoder's overrun past it) and
+    // doubles when the decoding gets near it, so a short string in a long input (the rest
+    // of a file) is not given the input's size.
+    constexpr std::size_t kSlack = detail::kSoftEndOverrun + 128;
+    const char* limit = p + std::min<std::size_t>(static_cast<std::size_t>(end - p), kFirstRoom);
+    out.resize(base + static_cast<std::size_t>(limit - p0) + kSlack);
+    char* w0 = out.data() + base;
+    char* w = w0;
+    auto grow = [&] {
+      const auto written = w - w0;
+      limit = p0 + std::min<std::size_t>(static_cast<std::size_t>(end - p0), 2 * static_cast<std::size_t>(limit - p0));
+      out.resize(base + static_cast<std::size_t>(limit - p0) + kSlack);
+      w0 = out.data() + base;
+      w = w0 + written;
+    };
     bool use_wide = false;  // the wide (AVX-512) decoder takes the common stretches
     if constexpr (Indexed) {
       ix->reset();
@@ -188,10 +211,12 @@ struct Parser {
       }
     };
     for (;;) {
-      if (use_wide) p = detail::decode_wide(p, end, w, w0, ix);
-      if constexpr (Indexed) p = simd::copy_until_quote_backslash_or_control(p, end, w);
-      else p = simd::copy_until_quote_or_backslash(p, end, w);
-      if (p >= end) {
+      if (limit < end && limit - p < 64) grow();  // the wide decoder or an escape may have gone past limit
+      if (use_wide) p = detail::decode_wide(p, end, w, w0, ix, limit);
+      if constexpr (Indexed) p = simd::copy_until_quote_backslash_or_control(p, limit, w);
+      else p = simd::copy_until_quote_or_backslash(p, limit, w);
+      if (p >= limit) {
+        if (limit < end) continue;
         i = s.size();
         out.resize(base);
         return fail("unterminated string");
@@ -202,6 +227,11 @@ struct Parser {
       }
       if constexpr (Indexed) {
         if (*p != '\\') {  // a raw control octet or one of 0x80 and up
+          if (*p == '\n' && one_line) {
+            i = static_cast<std::size_t>(p - s.data());
+            out.resize(base);
+            return fail("line end inside a string");
+          }
           note(static_cast<unsigned char>(*p));
           *w++ = *p++;
           continue;
@@ -265,6 +295,8 @@ struct Parser {
     i = static_cast<std::size_t>(p - s.data());
     out.resize(static_cast<std::size_t>(w - out.data()));
     if constexpr (Indexed) {
+      checked_from = static_cast<std::size_t>(p0 - s.data());
+      checked_to = i;
       // Positions are 32-bit; a longer string (beyond any recorder's events) goes unindexed.
       ix->valid = base == 0 && out.size() <= UINT32_MAX;
       if (!ix->text) ix->lf.clear();
@@ -378,11 +410,12 @@ struct Parser {
 };
 }  // namespace
 
-bool parse_json_object(std::string_view line, std::vector<JsonField>& fields, std::size_t& count, std::string& error,
-                       TextIndex* data_index) {
+namespace {
+// The object at the parser's position, up to its closing brace.
+bool parse_object(Parser& p, std::vector<JsonField>& fields, std::size_t& count, TextIndex* data_index) {
+  const std::string_view line = p.s;
   count = 0;
   if (data_index) data_index->reset();
-  Parser p{line, 0, error};
   p.ws();
   if (p.i >= line.size() || line[p.i] != '{') return p.fail("not a JSON object");
   ++p.i;
@@ -420,8 +453,32 @@ bool parse_json_object(std::string_view line, std::vector<JsonField>& fields, st
     if (p.i < line.size() && line[p.i] == '}') { ++p.i; break; }
     return p.fail("expected ',' or '}'");
   }
+  return true;
+}
+}  // namespace
+
+bool parse_json_object(std::string_view line, std::vector<JsonField>& fields, std::size_t& count, std::string& error,
+                       TextIndex* data_index) {
+  Parser p{line, 0, error};
+  if (!parse_object(p, fields, count, data_index)) return false;
   p.ws();
   if (p.i != line.size()) return p.fail("trailing characters after the object");
+  return true;
+}
+
+bool parse_json_line(std::string_view input, std::vector<JsonField>& fields, std::size_t& count, std::string& error,
+                     TextIndex* data_index, std::size_t& used) {
+  Parser p{input, 0, error};
+  p.one_line = true;
+  if (!parse_object(p, fields, count, data_index)) return false;
+  p.ws();  // spaces, tabs and CRs: not the LF
+  if (p.i >= input.size() || input[p.i] != '\n') return p.fail("no line end after the object");
+  // A line end inside a string other than the indexed one (which its decoding checked)
+  // would make this more than one line.
+  const char* d = input.data();
+  if (std::memchr(d, '\n', p.checked_from) || std::memchr(d + p.checked_to, '\n', p.i - p.checked_to))
+    return p.fail("line end inside the object");
+  used = p.i + 1;
   return true;
 }
 

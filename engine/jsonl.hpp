@@ -59,5 +59,11 @@ struct JsonField {
 // (the last one) is indexed while it is decoded; the index is not valid without one.
 bool parse_json_object(std::string_view line, std::vector<JsonField>& fields, std::size_t& count, std::string& error,
                        TextIndex* data_index = nullptr);
+// The same for the object at the start of `input`, which goes on past the object's line:
+// the object and what follows it up to its line's LF must be one line of `input`, and
+// `used` is that line's length with its LF. False (with `error`) when they are not, or
+// when parse_json_object would fail on that line.
+bool parse_json_line(std::string_view input, std::vector<JsonField>& fields, std::size_t& count, std::string& error,
+                     TextIndex* data_index, std::size_t& used);
 
 }  // namespace lockstep

@@ -88,6 +88,7 @@ struct Cursor {
   std::uint64_t carry = 0;
   std::uint32_t* lf = nullptr;  // where the next line end position goes (Index)
   std::uint32_t* lf_end = nullptr;
+  const char* soft_end = nullptr;  // see decode_wide()
 };
 
 // Writes the octets of the step's first `len` input octets (`take` has their bits).
@@ -164,6 +165,10 @@ LOCKSTEP_WIDE_TARGET __attribute__((always_inline)) inline Ended steps(Cursor& c
   constexpr std::uint64_t kLast = 1ull << 63;
   constexpr std::uint64_t kLastFive = 0x1full << 59;
   for (;;) {
+    if (c.p >= c.soft_end) [[unlikely]] {
+      if (!c.carry) return Ended::stop;
+      if (c.p >= c.soft_end + kSoftEndOverrun) return Ended::stop_not_text;
+    }
     if constexpr (Index) {
       if (c.lf_end - c.lf < 16) {
         c.ix->lf.commit(c.lf);
@@ -171,6 +176,9 @@ LOCKSTEP_WIDE_TARGET __attribute__((always_inline)) inline Ended steps(Cursor& c
         c.lf_end = c.lf + 4096;
       }
     }
+    // The input may come straight from a mapped file (the parser finds the line ends as it
+    // goes): ask for it a few pages ahead, which the hardware's prefetch does not cross.
+    _mm_prefetch(c.p + 4096, _MM_HINT_T0);
     const std::size_t left = static_cast<std::size_t>(end - c.p);
     Step s;
     // Past the end, masked loads read zeros, which stop the step like any control octet.
@@ -347,8 +355,10 @@ LOCKSTEP_WIDE_TARGET const char* escape_wide(const char* p, const char* end, cha
   return p;
 }
 
-const char* decode_wide(const char* p, const char* end, char*& w, const char* w0, TextIndex* ix) {
+const char* decode_wide(const char* p, const char* end, char*& w, const char* w0, TextIndex* ix,
+                        const char* soft_end) {
   Cursor c{p, w, w0, ix};
+  c.soft_end = soft_end;
   Ended e = Ended::not_text;
   if (ix && ix->text) {
     c.lf = c.lf_end = ix->lf.room(0);
@@ -369,7 +379,7 @@ bool wide_escape_enabled() { return false; }
 void enable_wide_escape(bool) {}
 const char* escape_wide(const char* p, const char*, char*&) { return p; }
 bool index_text_wide(const char*, std::size_t, TextIndex&) { return false; }
-const char* decode_wide(const char* p, const char*, char*&, const char*, TextIndex*) { return p; }
+const char* decode_wide(const char* p, const char*, char*&, const char*, TextIndex*, const char*) { return p; }
 
 #endif
 

@@ -29,7 +29,12 @@ void enable_wide_decode(bool on);
 // past what was written. `w0` is where the string's octets begin (for index positions).
 // With ix->text set, the LF positions go to ix->lf, and ix->text turns false on a bare CR
 // or LF, as the byte-wise decoder would rule (ix->lf means nothing once it is false).
-const char* decode_wide(const char* p, const char* end, char*& w, const char* w0, TextIndex* ix);
+// It also stops at the first step that begins at or after `soft_end`, though not while a
+// CR escape waits for the LF escape after it, until 128 octets past soft_end (where a
+// wait ends the index); the caller's room must then reach soft_end + 128, plus the 64.
+const char* decode_wide(const char* p, const char* end, char*& w, const char* w0, TextIndex* ix,
+                        const char* soft_end);
+inline constexpr std::size_t kSoftEndOverrun = 128;
 
 // The wide escaper of recordings' strings (the same CPUs): writes the JSON escape of the
 // octets from p, 64 per step, every TAB, LF, CR, '"' and '\\' as backslash and letter, and

@@ -289,4 +289,19 @@ bool LineReader::next_mapped(std::string_view& line) {
   }
 }
 
+std::string_view LineReader::ahead() {
+  long_.clear();
+  truncated_ = false;
+  if (!map_ || pos_ >= end_ || !check_intact()) return {};
+  release_behind();
+  return {map_ + pos_, std::min(end_ - pos_, cap_ + 1)};
+}
+
+bool LineReader::take(std::size_t n) {
+  if (!check_intact()) return false;
+  pos_ += n;
+  ++lineno_;
+  return true;
+}
+
 }  // namespace lockstep

@@ -35,6 +35,16 @@ class LineReader {
   std::string error_text() const;
   bool mapped() const { return map_ != nullptr; }
 
+  // For a reader that finds the end of its line itself, in a mapped file (a parser that
+  // stops at the LF, sparing a search of the line before it is parsed): the unread input
+  // where it lies, at most the cap and one octet more; empty when the file is not mapped
+  // or nothing is left to read without next(). A reader that found a line in it hands
+  // its length, LF included, to take(); one that did not reads that line with next().
+  std::string_view ahead();
+  // The first n octets of ahead() were the next line. False when the file shrank under
+  // the reader (whatever was read from ahead() must then be dropped; error() tells).
+  bool take(std::size_t n);
+
  private:
   bool fill();
   bool next_mapped(std::string_view& line);

@@ -632,3 +632,119 @@ TEST_CASE("the content scanner with an index whose first 8-bit octet lies before
     if (with.report().eight_bit.count) CHECK(with.report().eight_bit.first_offset == 1000 + 8);
   }
 }
+
+namespace {
+// What a reader made of a recording: every event's fields, the index of its data, the
+// lines it skipped and the first reason, and its error.
+std::string read_summary(const std::string& path, bool mapped) {
+  if (!mapped) ::setenv("LOCKSTEP_NO_MMAP", "1", 1);
+  std::string err;
+  auto src = open_source(path, "jsonl", err);
+  ::unsetenv("LOCKSTEP_NO_MMAP");
+  if (!src) return "open: " + err;
+  std::string out;
+  SourceEvent ev;
+  while (src->next(ev)) {
+    out += fmt::format("{}|{}|{}|{}|{}|{}|{}|", static_cast<int>(ev.kind), ev.conn, static_cast<int>(ev.dir), ev.time,
+                       ev.a, ev.b, ev.bytes);
+    if (ev.index.valid) out += fmt::format("ix {} {} {}", ev.index.text, ev.index.first_high, fmt::join(ev.index.lf.to_vector(), ","));
+    out += '\n';
+  }
+  return out + fmt::format("skipped {} ({}) error '{}'", src->skipped_lines, src->first_skipped, src->error());
+}
+}  // namespace
+
+TEST_CASE("a mapped recording, whose parser finds its line ends, reads as one read line by line", "[import][jsonl]") {
+  // Lines the parser takes whole and lines it leaves to the line reader: blank ones, CRLF
+  // ends, white space around the object, raw line ends inside strings (data, text and a
+  // key), an object over two lines, an unterminated string, garbage, a second object on
+  // the line, and a last line without its LF.
+  std::string body = R"(220 ready\r\nline\r\n.\r\n)";
+  const std::vector<std::string> lines = {
+      jsonl_meta(1, "t"),
+      jsonl_open(2, "1", "127.0.0.1:1", "127.0.0.1:24"),
+      "",
+      "   ",
+      R"({"t":3,"conn":"1","ev":"data","dir":"s","data":")" + body + "\"}\r",
+      R"(  {"t":4,"conn":"1","ev":"data","dir":"c","data":"LHLO x\r\n"}  )",
+      R"({"t":5,"conn":"1","ev":"data","dir":"c","data":"RAW)" "\n" R"(LF"})",
+      R"({"t":6,"conn":"1","ev":"data","dir":"c","text":"RAW)" "\n" R"(LF","data":"x\r\n"})",
+      R"({"t":7,"conn":"1","ev":"data","dir":"c","da)" "\n" R"(ta":"x\r\n"})",
+      R"({"t":8,"conn":"1","ev":"data",)",
+      R"("dir":"c","data":"NOOP\r\n"})",
+      R"({"t":9,"conn":"1","ev":"data","dir":"c","data":"unterminated)",
+      "\x01\x02garbage{",
+      R"({"t":10,"conn":"1","ev":"data","dir":"s","data":"250 ok\r\n"}{"t":11})",
+      R"({"t":12,"conn":"1","ev":"data","dir":"s","data":"250 fine\r\n"})",
+      jsonl_data(13, "1", Dir::client, std::string(20000, 'x') + "\r\n" + std::string(5000, 'y') + "\xe9\r\n"),
+      R"({"t":14,"conn":"1","ev":"close","dir":"c"})",
+  };
+  std::string content;
+  for (const auto& l : lines) content += l.ends_with('\n') ? l : l + "\n";
+  for (const bool final_lf : {true, false}) {
+    TempFile f(final_lf ? content : content.substr(0, content.size() - 1));
+    const std::string mapped = read_summary(f.path, true), blocks = read_summary(f.path, false);
+    CHECK(mapped == blocks);
+    CHECK(mapped.find("|12|") != std::string::npos);
+    CHECK(mapped.find("|14|") != std::string::npos);
+    CHECK(mapped.find("RAW") == std::string::npos);
+    INFO(mapped.substr(mapped.rfind("skipped")));
+    CHECK(mapped.find("skipped 11 (line 7: ") != std::string::npos);
+  }
+}
+
+TEST_CASE("a line parsed in a longer input is the line parsed alone", "[import][jsonl]") {
+  std::mt19937 rng(5321);
+  const std::vector<std::string> pieces = {"{", "}", "\"", ":", ",", "\"data\"", "\"t\"", "1", "\"x\"", R"(\r\n)", R"(\")",
+                                           "\n", "\r", " ", "\\", "[1,{\"a\":2}]", "true", R"(\u00e9)", "\t"};
+  std::size_t taken = 0;
+  for (int round = 0; round < 20000; ++round) {
+    std::string line = round % 2 ? R"({"t":1,"data":")" : "{";
+    const std::size_t n = rng() % 12;
+    for (std::size_t k = 0; k < n; ++k) line += pieces[rng() % pieces.size()];
+    if (round % 3) line += round % 2 ? "\"}" : "}";
+    const std::string input = line + "\n" + R"({"t":2,"data":"next\r\n"})" + "\n";
+    std::vector<JsonField> f1, f2;
+    std::size_t n1 = 0, n2 = 0, used = 0;
+    std::string e1, e2;
+    TextIndex i1, i2;
+    INFO(line);
+    if (!parse_json_line(input, f2, n2, e2, &i2, used)) continue;
+    ++taken;
+    // Taken whole, it is exactly the first line, and parsed alone it gives the same.
+    const std::string_view first = std::string_view(input).substr(0, input.find('\n'));
+    REQUIRE(used == first.size() + 1);
+    REQUIRE(parse_json_object(first, f1, n1, e1, &i1));
+    REQUIRE(n1 == n2);
+    for (std::size_t k = 0; k < n1; ++k) {
+      CHECK(f1[k].key == f2[k].key);
+      CHECK(f1[k].value.str == f2[k].value.str);
+      CHECK(f1[k].value.kind == f2[k].value.kind);
+      CHECK(f1[k].value.num == f2[k].value.num);
+    }
+    CHECK(i1.valid == i2.valid);
+    CHECK(i1.text == i2.text);
+    CHECK(i1.lf.to_vector() == i2.lf.to_vector());
+  }
+  CHECK(taken > 1000);
+}
+
+TEST_CASE("the decoder's room grows across line ends split at its edges", "[import][jsonl][index]") {
+  detail::enable_wide_decode(true);
+  // The room starts at 4096 octets of input and doubles: a CR LF escape pair split at each
+  // offset around 4096 and 8192 keeps the index whole, wide and byte-wise alike.
+  for (std::size_t at = 4060; at < 4110; ++at) {
+    for (const std::size_t second : {std::size_t{0}, 8192 - at}) {
+      std::string inside(at, 'a');
+      inside += R"(\r\n)";
+      if (second) inside += std::string(second, 'b') + R"(\r\n)";
+      inside += std::string(5000, 'c') + R"(\r\n)";
+      const std::string line = "{\"data\":\"" + inside + "\"}";
+      INFO(at << " " << second);
+      const Parsed wide = parse_line(line, true), bytewise = parse_line(line, false);
+      CHECK(wide == bytewise);
+      CHECK(wide.text);
+      CHECK(wide.lf.size() == (second ? 3u : 2u));
+    }
+  }
+}
