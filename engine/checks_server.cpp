@@ -115,6 +115,7 @@ void Session::Impl::commit_pair(Slot& s, const std::shared_ptr<const Reply>& rp)
         if (code == 250) {
           if (before == State::mail || before == State::rcpt) t_lhlo_reset_txn = true;
           tcaps = parse_capabilities(r);
+          tcaps_reply = r.index;
           check_capabilities(r);
           if (tcaps.enhanced_codes && pre_lhlo_no_esc > 0) {
             Finding& f = find("ESC-4-REGARDLESS-OF-EHLO", Dir::server,

@@ -127,4 +127,10 @@ Reply ReplyAssembler::take() {
   return std::move(cur_);
 }
 
+std::shared_ptr<const Reply> ReplyAssembler::take_shared() {
+  open_ = false;
+  ++next_index_;
+  return std::make_shared<const Reply>(std::move(cur_));
+}
+
 }  // namespace lockstep

@@ -2,6 +2,7 @@
 // Server replies: one line at a time, assembled into whole (possibly multi-line)
 // replies as RFC 5321 §4.2.1 defines them.
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -69,6 +70,8 @@ class ReplyAssembler {
   // Adds a line; returns true when it completed a reply, which `take()` then yields.
   bool add(const Line& line, Time t);
   Reply take();
+  // The same, already shared (as the session keeps its replies), without a copy.
+  std::shared_ptr<const Reply> take_shared();
   bool in_progress() const { return open_; }
   const Reply& current() const { return cur_; }
 

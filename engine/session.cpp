@@ -469,12 +469,11 @@ void Session::Impl::on_server_bytes(std::string_view b) {
   if (st == State::tls) return;
   Line line;
   while (ssplit.next(b, line)) {
-    if (assembler.add(line, now)) on_reply(assembler.take());
+    if (assembler.add(line, now)) on_reply(assembler.take_shared());
   }
 }
 
-void Session::Impl::on_reply(Reply r) {
-  auto rp = std::make_shared<const Reply>(std::move(r));
+void Session::Impl::on_reply(std::shared_ptr<const Reply> rp) {
   ++nreplies;
   if (opt.trace) events.emplace_back(ReplyEvent{rp});
   check_reply_syntax(*rp);
@@ -587,7 +586,8 @@ void Session::Impl::client_pair(Slot& s, const std::shared_ptr<const Reply>& r) 
   } else if (s.kind == SlotKind::command) {
     switch (s.verb()) {
       case Verb::lhlo:
-        if (code == 250) ccaps = parse_capabilities(*r);
+        // The realigned view has usually just read the same reply.
+        if (code == 250) ccaps = tcaps_reply == r->index ? tcaps : parse_capabilities(*r);
         c_lhlo_refused = code != 250;
         break;
       case Verb::mail:

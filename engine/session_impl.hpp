@@ -74,6 +74,7 @@ struct Session::Impl {
   std::uint64_t truth_next = 0;
   State st = State::connecting;
   Capabilities tcaps;
+  std::uint64_t tcaps_reply = UINT64_MAX;  // the reply tcaps were read from
   std::uint32_t t_rcpts = 0;       // RCPT commands accepted in the transaction
   std::uint32_t t_rcpt_total = 0;  // RCPT commands accepted or not, for the 100 rule
   bool t_mail_body8 = false, t_mail_binary = false, t_last_bdat = false;
@@ -128,7 +129,7 @@ struct Session::Impl {
   void decide_bdat(bool consumed);
   void on_bdat_reply(int code);
   void on_server_bytes(std::string_view b);
-  void on_reply(Reply r);
+  void on_reply(std::shared_ptr<const Reply> rp);
   void client_pair(Slot& s, const std::shared_ptr<const Reply>& r);
   void drain_backlog();
   Rec& rec(std::uint64_t reply);

@@ -1,7 +1,8 @@
 // The jsonl importer and the checker behind it (see fuzz/importer.hpp). Each line is
 // also parsed with the wide (AVX-512) decoder and the byte-wise one, which must agree on
 // the octets, the error and the text index; and the whole input is escaped with the wide
-// (AVX-512) escaper and the byte-wise one, which must write the same text.
+// (AVX-512) escaper and the byte-wise one, which must write the same text. A line the
+// parser takes whole from the rest of the input (a mapped file) must read as the line.
 #include <string_view>
 
 #include "engine/jsonl.hpp"
@@ -19,14 +20,16 @@ struct Parsed {
   bool operator==(const Parsed&) const = default;
 };
 
-Parsed parse(std::string_view line, bool wide) {
+// The line alone, or (with `used`) the start of `line` as the rest of a mapped file.
+Parsed parse(std::string_view line, bool wide, std::size_t* used = nullptr) {
   const bool was = lockstep::detail::wide_decode_enabled();
   lockstep::detail::enable_wide_decode(wide);
   std::vector<lockstep::JsonField> fields;
   std::size_t n = 0;
   lockstep::TextIndex ix;
   Parsed r;
-  r.ok = lockstep::parse_json_object(line, fields, n, r.error, &ix);
+  r.ok = used ? lockstep::parse_json_line(line, fields, n, r.error, &ix, *used)
+              : lockstep::parse_json_object(line, fields, n, r.error, &ix);
   lockstep::detail::enable_wide_decode(was);
   for (std::size_t i = 0; i < n; ++i)
     if (fields[i].key == "data") {
@@ -66,9 +69,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::size_t end = all.find('\n', at);
     if (end == std::string_view::npos) end = all.size();
     const std::string_view line = all.substr(at, end - at);
-    if (!(parse(line, true) == parse(line, false))) {
+    const Parsed alone = parse(line, true);
+    if (!(alone == parse(line, false))) {
       std::fprintf(stderr, "the wide and byte-wise decoders differ on a line of %zu octets\n", line.size());
       std::abort();
+    }
+    // Parsed in the rest of the input, as from a mapped file: when the parser takes a
+    // line whole, it is this line, and it reads as the line alone.
+    std::size_t used = 0;
+    if (Parsed in_rest = parse(all.substr(at), true, &used); in_rest.ok) {
+      in_rest.error = alone.error;
+      if (used != line.size() + 1 || !(in_rest == alone)) {
+        std::fprintf(stderr, "a line of %zu octets parsed in the rest of the input reads otherwise\n", line.size());
+        std::abort();
+      }
     }
     at = end + 1;
   }
