@@ -8,6 +8,8 @@
 namespace lockstep {
 
 namespace {
+constexpr std::size_t kParseAhead = std::size_t{1} << 20;
+
 class JsonlSource final : public Source {
  public:
   explicit JsonlSource(std::unique_ptr<LineReader> in) : in_(std::move(in)) {}
@@ -27,8 +29,10 @@ class JsonlSource final : public Source {
     for (;;) {
       // From a mapped file, the parser finds the line's end itself (no search of the line
       // before its parse); anything it does not take as one line whole (a blank line, a
-      // bad one, an overlong one, the last one without a LF) is read as a line below.
-      if (const std::string_view rest = in_->ahead(); !rest.empty() && rest[0] == '{') {
+      // bad one, one over 1 MiB, the last one without a LF) is read as a line below. The
+      // bound keeps what a parse of a line that never ends holds (a recorder's events are
+      // one read each, far shorter).
+      if (const std::string_view rest = in_->ahead(kParseAhead); !rest.empty() && rest[0] == '{') {
         std::string err;
         std::size_t used = 0;
         if (parse_json_line(rest, fields_, nfields_, err, &ev.index, used)) {

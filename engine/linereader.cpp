@@ -289,12 +289,12 @@ bool LineReader::next_mapped(std::string_view& line) {
   }
 }
 
-std::string_view LineReader::ahead() {
+std::string_view LineReader::ahead(std::size_t max) {
   long_.clear();
   truncated_ = false;
   if (!map_ || pos_ >= end_ || !check_intact()) return {};
   release_behind();
-  return {map_ + pos_, std::min(end_ - pos_, cap_ + 1)};
+  return {map_ + pos_, std::min({end_ - pos_, cap_ + 1, max})};
 }
 
 bool LineReader::take(std::size_t n) {

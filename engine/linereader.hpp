@@ -37,10 +37,12 @@ class LineReader {
 
   // For a reader that finds the end of its line itself, in a mapped file (a parser that
   // stops at the LF, sparing a search of the line before it is parsed): the unread input
-  // where it lies, at most the cap and one octet more; empty when the file is not mapped
-  // or nothing is left to read without next(). A reader that found a line in it hands
-  // its length, LF included, to take(); one that did not reads that line with next().
-  std::string_view ahead();
+  // where it lies, at most `max` octets (and at most the cap and one more); empty when
+  // the file is not mapped or nothing is left to read without next(). A reader that
+  // found a line in it hands its length, LF included, to take(); one that did not reads
+  // that line with next(). `max` bounds what a reader may hold of a line that turns out
+  // longer (it falls back to next(), which skips what is beyond the cap unread).
+  std::string_view ahead(std::size_t max);
   // The first n octets of ahead() were the next line. False when the file shrank under
   // the reader (whatever was read from ahead() must then be dropped; error() tells).
   bool take(std::size_t n);

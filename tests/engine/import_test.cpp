@@ -677,6 +677,7 @@ TEST_CASE("a mapped recording, whose parser finds its line ends, reads as one re
       R"({"t":10,"conn":"1","ev":"data","dir":"s","data":"250 ok\r\n"}{"t":11})",
       R"({"t":12,"conn":"1","ev":"data","dir":"s","data":"250 fine\r\n"})",
       jsonl_data(13, "1", Dir::client, std::string(20000, 'x') + "\r\n" + std::string(5000, 'y') + "\xe9\r\n"),
+      jsonl_data(13, "1", Dir::client, std::string(1500000, 'z') + "\r\n"),  // beyond what is parsed ahead
       R"({"t":14,"conn":"1","ev":"close","dir":"c"})",
   };
   std::string content;
