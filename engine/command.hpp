@@ -82,6 +82,7 @@ struct Command : CommandFields {
 // Parses one command line (without its terminator). Never fails: oddities are
 // recorded in `syntax` and an unrecognised verb gives Verb::unknown.
 Command parse_command(std::string_view line);
+// The parameter a key names (any case); ParamKey::other for one lockstep does not know.
 ParamKey param_key(std::string_view key);
 
 bool iequals(std::string_view a, std::string_view b);

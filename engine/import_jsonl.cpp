@@ -27,38 +27,31 @@ class JsonlSource final : public Source {
   bool next(SourceEvent& ev) override {
     std::string_view line;
     for (;;) {
+      std::string err;
       // From a mapped file, the parser finds the line's end itself (no search of the line
       // before its parse); anything it does not take as one line whole (a blank line, a
-      // bad one, one over 1 MiB, the last one without a LF) is read as a line below. The
-      // bound keeps what a parse of a line that never ends holds (a recorder's events are
-      // one read each, far shorter).
-      if (const std::string_view rest = in_->ahead(kParseAhead); !rest.empty() && rest[0] == '{') {
-        std::string err;
-        std::size_t used = 0;
-        if (parse_json_line(rest, fields_, nfields_, err, &ev.index, used)) {
-          if (!in_->take(used)) break;  // the file shrank under the parse: its result is void
-          bad_run_ = 0;
-          if (convert(ev)) {
-            ++good_;
-            return true;
+      // bad one, one over 1 MiB, the last one without a LF) is read as a line. The bound
+      // keeps what a parse of a line that never ends holds (a recorder's events are one
+      // read each, far shorter).
+      const std::string_view rest = in_->ahead(kParseAhead);
+      std::size_t used = 0;
+      if (!rest.empty() && rest[0] == '{' && parse_json_line(rest, fields_, nfields_, err, &ev.index, used)) {
+        if (!in_->take(used)) break;  // the file shrank under the parse: its result is void
+      } else {
+        if (!in_->next(line)) break;
+        if (line.empty() || line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+        if (in_->truncated()) {
+          skip(fmt::format("line {}: longer than the reader's limit, skipped", in_->line_number()));
+          continue;
+        }
+        if (!parse_json_object(line, fields_, nfields_, err, &ev.index)) {
+          skip(fmt::format("line {}: {}", in_->line_number(), err));
+          if (++bad_run_ > 50 && good_ == 0) {
+            error_ = fmt::format("line {}: this does not look like a lockstep recording ({})", in_->line_number(), err);
+            return false;
           }
           continue;
         }
-      }
-      if (!in_->next(line)) break;
-      if (line.empty() || line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
-      if (in_->truncated()) {
-        skip(fmt::format("line {}: longer than the reader's limit, skipped", in_->line_number()));
-        continue;
-      }
-      std::string err;
-      if (!parse_json_object(line, fields_, nfields_, err, &ev.index)) {
-        skip(fmt::format("line {}: {}", in_->line_number(), err));
-        if (++bad_run_ > 50 && good_ == 0) {
-          error_ = fmt::format("line {}: this does not look like a lockstep recording ({})", in_->line_number(), err);
-          return false;
-        }
-        continue;
       }
       bad_run_ = 0;
       if (convert(ev)) {

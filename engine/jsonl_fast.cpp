@@ -91,13 +91,14 @@ struct Cursor {
   const char* soft_end = nullptr;  // see decode_wide()
 };
 
-// Writes the octets of the step's first `len` input octets (`take` has their bits).
-// Index: also rules on CR and LF and notes the line ends; returns false when the octets
-// turned out not to be text (the step is written all the same).
 // The escape letters of CR and LF.
 struct Letters {
   __m512i r, n;
 };
+
+// Writes the octets of the step's first `len` input octets (`take` has their bits).
+// Index: also rules on CR and LF and notes the line ends; returns false when the octets
+// turned out not to be text (the step is written all the same).
 
 template <bool Index>
 LOCKSTEP_WIDE_TARGET __attribute__((always_inline)) inline bool emit(Cursor& c, const Step& s, unsigned len,

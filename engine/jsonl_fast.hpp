@@ -30,8 +30,8 @@ void enable_wide_decode(bool on);
 // With ix->text set, the LF positions go to ix->lf, and ix->text turns false on a bare CR
 // or LF, as the byte-wise decoder would rule (ix->lf means nothing once it is false).
 // It also stops at the first step that begins at or after `soft_end`, though not while a
-// CR escape waits for the LF escape after it, until 128 octets past soft_end (where a
-// wait ends the index); the caller's room must then reach soft_end + 128, plus the 64.
+// CR escape waits for the LF escape after it, until kSoftEndOverrun octets past soft_end
+// (where a wait ends the index); the caller's room must reach that far, plus the 64.
 const char* decode_wide(const char* p, const char* end, char*& w, const char* w0, TextIndex* ix,
                         const char* soft_end);
 inline constexpr std::size_t kSoftEndOverrun = 128;
@@ -48,8 +48,8 @@ const char* escape_wide(const char* p, const char* end, char*& w);
 // The TextIndex of raw octets (as a reader builds it while decoding a recording), for the
 // content check of octets whose source has none (ContentScanner::feed): valid; text when
 // there is no NUL, every CR is directly followed by LF and every LF directly preceded by
-// CR, and then every LF position; the first octet from 0x80 up. False, with ix untouched, when the wide paths are off (the
-// same switch as the escaper's).
+// CR, and then every LF position; the first octet from 0x80 up. False, with ix
+// untouched, when the wide paths are off (the same switch as the escaper's).
 bool index_text_wide(const char* p, std::size_t n, TextIndex& ix);
 
 }  // namespace lockstep::detail

@@ -290,7 +290,6 @@ bool LineReader::next_mapped(std::string_view& line) {
 }
 
 std::string_view LineReader::ahead(std::size_t max) {
-  long_.clear();
   truncated_ = false;
   if (!map_ || pos_ >= end_ || !check_intact()) return {};
   release_behind();

@@ -127,10 +127,6 @@ Reply ReplyAssembler::take() {
   return std::move(cur_);
 }
 
-std::shared_ptr<const Reply> ReplyAssembler::take_shared() {
-  open_ = false;
-  ++next_index_;
-  return std::make_shared<const Reply>(std::move(cur_));
-}
+std::shared_ptr<const Reply> ReplyAssembler::take_shared() { return std::make_shared<const Reply>(take()); }
 
 }  // namespace lockstep

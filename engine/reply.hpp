@@ -70,7 +70,7 @@ class ReplyAssembler {
   // Adds a line; returns true when it completed a reply, which `take()` then yields.
   bool add(const Line& line, Time t);
   Reply take();
-  // The same, already shared (as the session keeps its replies), without a copy.
+  // The same, already shared (as the session keeps its replies).
   std::shared_ptr<const Reply> take_shared();
   bool in_progress() const { return open_; }
   const Reply& current() const { return cur_; }
