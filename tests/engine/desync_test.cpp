@@ -248,3 +248,28 @@ TEST_CASE("a held BDAT LAST that turns out to owe zero replies keeps the command
     CHECK(f->bytes == "503 5.5.1 no valid recipients");
   }
 }
+
+TEST_CASE("the client judges its commands by the capabilities of the reply it paired with LHLO",
+          "[engine][desync]") {
+  // A surplus 250 before LHLO is what the client takes as LHLO's reply: by its count the
+  // server advertised nothing, so SIZE= on MAIL is a parameter it was not offered. The
+  // server's real LHLO reply (which the realigned view reads) does advertise SIZE.
+  const std::vector<std::string> script = {
+      "S: 220 lmtp.example.test ready", "C: NOOP", "S: 250 2.0.0 ok", "S: 250 2.0.0 ok",
+      "C: LHLO client.example.test", "S: 250-lmtp.example.test", "S: 250-PIPELINING",
+      "S: 250-ENHANCEDSTATUSCODES", "S: 250 SIZE 100000", "C: MAIL FROM:<a@example.org> SIZE=100",
+      "S: 250 2.1.0 ok", "C: QUIT", "S: 221 2.0.0 bye"};
+  const RunResult r = run_script(script);
+  INFO(r.dump());
+  REQUIRE(r.has("DESYNC-1-UNSOLICITED"));
+  const Finding* f = r.first("SMTP-4.1.1.3-PARAMS-ONLY-IF-OFFERED");
+  REQUIRE(f);
+  CHECK(f->command == "MAIL FROM:<a@example.org> SIZE=100");
+  // In step, the same exchange gives no such finding.
+  std::vector<std::string> in_step = script;
+  in_step.erase(in_step.begin() + 3);
+  const RunResult clean = run_script(in_step);
+  INFO(clean.dump());
+  CHECK_FALSE(clean.has("SMTP-4.1.1.3-PARAMS-ONLY-IF-OFFERED"));
+  CHECK_FALSE(clean.has("DESYNC-1-UNSOLICITED"));
+}

@@ -142,3 +142,45 @@ TEST_CASE("a recording truncated while it is checked ends with an error, not a c
   CHECK(read < n);
   CHECK(src->error().find("shrank to 1048576 bytes") != std::string::npos);
 }
+
+TEST_CASE("a reader that finds its own line ends takes lines from what lies ahead", "[reader]") {
+  TempPath f("one\ntwo\r\nthree\n" + std::string(100, 'x') + "\nlast");
+  std::FILE* fp = std::fopen(f.path.c_str(), "rb");
+  REQUIRE(fp);
+  {
+    LineReader in(fp, 50);
+    REQUIRE(in.mapped());
+    std::string_view l;
+    // The input where it lies, bounded by `max` and by the cap and one octet.
+    CHECK(in.ahead(2) == "on");
+    REQUIRE(in.ahead(1000).substr(0, 8) == "one\ntwo\r");
+    REQUIRE(in.take(4));
+    CHECK(in.line_number() == 1);
+    CHECK(in.ahead(1000).substr(0, 5) == "two\r\n");
+    REQUIRE(in.take(5));
+    // Taken and read lines follow each other.
+    REQUIRE(in.next(l));
+    CHECK(l == "three");
+    CHECK(in.line_number() == 3);
+    CHECK(in.ahead(1000) == std::string(51, 'x'));
+    REQUIRE(in.next(l));  // the overlong line is read, cut, by next()
+    CHECK(in.truncated());
+    CHECK(in.ahead(1000) == "last");
+    REQUIRE(in.take(4));
+    CHECK(in.ahead(1000).empty());
+    CHECK_FALSE(in.next(l));
+    CHECK_FALSE(in.error());
+  }
+  std::fclose(fp);
+  // Read in blocks, nothing lies ahead: every line comes from next().
+  std::FILE* fb = std::fopen(f.path.c_str(), "rb");
+  REQUIRE(fb);
+  {
+    LineReader in(fb, 50, false);
+    CHECK(in.ahead(1000).empty());
+    std::string_view l;
+    REQUIRE(in.next(l));
+    CHECK(l == "one");
+  }
+  std::fclose(fb);
+}
