@@ -257,6 +257,7 @@ const SessionResult* Checker::current(const std::string& conn) {
 }
 
 Session* Checker::session(const std::string& conn) {
+  if (last_run_ && last_conn_ == conn) return &last_run_->session;
   auto it = runs_.find(conn);
   return it == runs_.end() ? nullptr : &it->second->session;
 }

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <array>
+#include <charconv>
 #include <cstring>
 
 #include "engine/jsonl_fast.hpp"
@@ -76,7 +77,10 @@ std::size_t jsonl_data_bound(std::string_view conn, std::string_view bytes) {
 }
 
 char* jsonl_data_to(char* w, Time t, std::string_view conn, Dir dir, std::string_view bytes) {
-  w = fmt::format_to(w, "{{\"t\":{},\"conn\":\"", t);
+  std::memcpy(w, "{\"t\":", 5);
+  w = std::to_chars(w + 5, w + 5 + 20, t).ptr;
+  std::memcpy(w, ",\"conn\":\"", 9);
+  w += 9;
   w = json_escape_to(w, conn);
   constexpr std::string_view kc = "\",\"ev\":\"data\",\"dir\":\"c\",\"data\":\"";
   constexpr std::string_view ks = "\",\"ev\":\"data\",\"dir\":\"s\",\"data\":\"";

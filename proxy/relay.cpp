@@ -4,12 +4,12 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
@@ -36,7 +36,6 @@ namespace asio = boost::asio;
 using asio::awaitable;
 using asio::use_awaitable;
 using Socket = asio::generic::stream_protocol::socket;
-using namespace asio::experimental::awaitable_operators;
 constexpr auto tuple_awaitable = asio::as_tuple(use_awaitable);
 
 namespace {
@@ -68,12 +67,19 @@ std::uint64_t mix(std::uint64_t x) {
   return x ^ (x >> 31);
 }
 
+// send(2) and recv(2) without waiting, by syscall(2): the libc wrappers are cancellation
+// points, and their cancellation bookkeeping cost more than the call on the relay's path.
+ssize_t sys_send(int fd, const char* p, std::size_t n) {
+  return ::syscall(SYS_sendto, fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL, nullptr, 0);
+}
+ssize_t sys_recv(int fd, char* p, std::size_t n) { return ::syscall(SYS_recvfrom, fd, p, n, MSG_DONTWAIT, nullptr, nullptr); }
+
 // Writes what the socket takes now without waiting; the rest (or all, after an error the
 // asynchronous write will then report) is left for async_write.
 std::size_t send_now(Socket& s, const char* p, std::size_t n) {
   std::size_t sent = 0;
   while (sent < n) {
-    const ssize_t k = ::send(s.native_handle(), p + sent, n - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+    const ssize_t k = sys_send(s.native_handle(), p + sent, n - sent);
     if (k > 0) {
       sent += static_cast<std::size_t>(k);
       continue;
@@ -93,12 +99,14 @@ void set_nodelay(Socket& s) {
 
 // One client connection and its upstream, with the engine observing both directions.
 struct Proxy::Conn {
-  Conn(asio::any_io_executor ex, std::string conn_id, Socket client_sock, const ProxyOptions& o, Recorder* rec,
-       const ProxyHooks& h)
+  Conn(Proxy* owner, asio::any_io_executor ex, std::string conn_id, Socket client_sock, const ProxyOptions& o,
+       Recorder* rec, const ProxyHooks& h)
       : strand(ex),
         id(std::move(conn_id)),
         client(std::move(client_sock)),
         upstream(ex),
+        proxy(owner),
+        watchdog(ex),
         opts(o),
         recorder(rec),
         hooks(&h),
@@ -236,6 +244,8 @@ struct Proxy::Conn {
   }
   void close_sockets() {
     if (hold_timer) hold_timer->cancel();
+    for (auto* t : pause)
+      if (t) t->cancel();
     boost::system::error_code ig;
     client.close(ig);
     upstream.close(ig);
@@ -267,18 +277,89 @@ struct Proxy::Conn {
   // Where the connection's handlers run, one at a time: a strand when several threads run
   // the io_context, the io_context itself when one does (a strand there would only add a
   // queue and a lock to every completion).
+  // The time limit now: for the client's next command, or for a reply it is owed.
+  std::chrono::steady_clock::duration limit() {
+    Session* s = checker.session(id);
+    const Time owed = s ? s->reply_wait_minimum() : 0;
+    if (owed == 0) return opts.idle_timeout;
+    if (opts.reply_timeout.count() > 0) return opts.reply_timeout;
+    return std::chrono::microseconds(owed);
+  }
+  // Arms the watchdog for activity + limit(). Its handler keeps the connection.
+  void watch() {
+    watchdog.expires_at(activity + limit());
+    watchdog.async_wait([this, keep = self, gen = ++watch_gen](const boost::system::error_code& ec) {
+      if (ec || gen != watch_gen || !relaying) return;  // moved, or the relay is over
+      if (std::chrono::steady_clock::now() < activity + limit()) {
+        watch();
+        return;
+      }
+      timed_out();
+    });
+  }
+  // After a read: a reply that ends the wait for one can shorten the time limit (the
+  // idle limit is shorter than a reply's), so the deadline may move in.
+  void active() {
+    if (relaying && activity + limit() < watchdog.expiry()) watch();
+  }
+  void timed_out() {
+    Session* s = checker.session(id);
+    const bool owed = s && s->reply_wait_minimum() > 0;
+    SourceEvent ev;
+    ev.kind = SourceEvent::Kind::timeout;
+    ev.conn = id;
+    ev.time = now_us();
+    emit(ev, jsonl_timeout(ev.time, id));
+    if (hooks->event)
+      hooks->event(id, owed ? "timeout: the client waited too long for a reply; closing both sides"
+                            : "timeout: the client sent nothing for too long; closing both sides");
+    close_sockets();  // both directions end, and with them the relay
+  }
+  // A direction has ended; after the second the connection is finished, and may be
+  // destroyed: the caller's last act.
+  void direction_done() {
+    if (--directions == 0) proxy->finish(std::move(self));
+  }
+
+  // One direction without a fault stage: read, pass on, let the engine see a copy, as a
+  // chain of completion handlers (no coroutine frame or parallel group per read).
+  struct Pump {
+    Conn* c = nullptr;
+    Socket* from = nullptr;
+    Socket* to = nullptr;
+    Dir d = Dir::client;
+    std::size_t size = 0;
+    std::unique_ptr<char[]> buf;
+    void start(Conn* conn, Socket& f, Socket& t, Dir dir, std::size_t bufsize);
+    // Reads while there is something to read, then waits until the socket is readable.
+    // recv(2) is called directly: a wait does not try a read that would only say EAGAIN.
+    void go();
+    bool pass(std::size_t n);  // false: the rest is being written, or the relay ended
+    void ended(const boost::system::error_code& ec, bool writing);
+    void failed(const std::exception& e);
+    bool over = false;
+  };
+
   asio::any_io_executor strand;
   std::string id;
   Socket client, upstream;
+  Proxy* proxy;
+  // The relay: the time limit, the directions still running, and the reference that
+  // keeps the connection while it relays.
+  asio::steady_timer watchdog;
+  unsigned watch_gen = 0;
+  bool connecting = false, connect_timed_out = false;
+  bool relaying = false;
+  int directions = 0;
+  std::shared_ptr<Conn> self;
+  Pump pumps[2];
+  asio::steady_timer* pause[2] = {nullptr, nullptr};  // a fault's pause, per direction, while it runs
   const ProxyOptions& opts;
   Recorder* recorder;
   const ProxyHooks* hooks;
   Checker checker;
   bool closed_dir[2] = {false, false};
   std::uint64_t client_bytes = 0;  // client octets seen so far (stream offset)
-  asio::steady_timer* watchdog = nullptr;  // the time-limit timer, while it runs
-  std::function<std::chrono::steady_clock::duration()> limit;  // the current time limit
-  bool rearm = false;              // the watchdog was cancelled to take a nearer deadline
   std::chrono::steady_clock::time_point activity = std::chrono::steady_clock::now();
   // Faults (null: none for this connection) and the socket write locks they need: with
   // faults both directions may write to the client (lockstep's own 354).
@@ -309,6 +390,92 @@ struct Proxy::Conn {
   FaultStage::Release decision = FaultStage::Release::pass;
   std::string decision_text;
 };
+
+void Proxy::Conn::Pump::start(Conn* conn, Socket& f, Socket& t, Dir dir, std::size_t bufsize) {
+  c = conn;
+  from = &f;
+  to = &t;
+  d = dir;
+  size = bufsize;
+  // Not zero-filled: only the octets read are ever looked at (64 KiB of memset per
+  // connection and direction showed with a new connection per message).
+  buf = std::make_unique_for_overwrite<char[]>(size);
+  go();
+}
+
+void Proxy::Conn::Pump::go() {
+  try {
+    // A bounded number of full reads, then the others get their turn.
+    for (int round = 0; round < 16; ++round) {
+      const ssize_t n = sys_recv(from->native_handle(), buf.get(), size);
+      if (n > 0) {
+        if (!pass(static_cast<std::size_t>(n))) return;
+        if (static_cast<std::size_t>(n) == size) continue;  // there may be more
+        // A short read emptied the socket. The wait asks whether it is readable now
+        // (asio re-arms the descriptor), so bytes that came meanwhile are not missed.
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        // Fall through to the wait.
+      } else {
+        ended(n == 0 ? asio::error::eof : boost::system::error_code(errno, boost::system::system_category()), false);
+        return;
+      }
+      from->async_wait(asio::socket_base::wait_read, [this](const boost::system::error_code& ec) {
+        if (ec) ended(ec, false);
+        else go();
+      });
+      return;
+    }
+    asio::post(c->strand, [this] { go(); });
+  } catch (const std::exception& e) {
+    failed(e);
+  }
+}
+
+void Proxy::Conn::Pump::failed(const std::exception& e) {
+  if (c->hooks->event) c->hooks->event(c->id, fmt::format("connection failed: {}", e.what()));
+  if (!over) ended(asio::error::operation_aborted, false);
+}
+
+bool Proxy::Conn::Pump::pass(std::size_t n) {
+  c->activity = std::chrono::steady_clock::now();
+  // The bytes go on at once when the socket takes them (the usual case), then the engine
+  // sees them: nothing else of this connection runs in between, so it still sees both
+  // directions in the order the proxy read them, and checking and recording add no
+  // latency.
+  const std::size_t sent = send_now(*to, buf.get(), n);
+  c->observe(d, std::string_view(buf.get(), n));
+  c->octets[d == Dir::client ? 0 : 1] += n;
+  c->active();
+  if (sent == n) return true;
+  asio::async_write(*to, asio::buffer(buf.get() + sent, n - sent),
+                    [this](const boost::system::error_code& ec, std::size_t) {
+                      if (ec) ended(ec, true);
+                      else go();
+                    });
+  return false;
+}
+
+void Proxy::Conn::Pump::ended(const boost::system::error_code& ec, bool writing) {
+  over = true;
+  boost::system::error_code ig;
+  if (writing) {
+    c->closed(d == Dir::client ? Dir::server : Dir::client);
+    from->close(ig);
+    to->close(ig);
+  } else {
+    c->closed(d);
+    if (ec == asio::error::eof) {
+      to->shutdown(asio::socket_base::shutdown_send, ig);  // pass the half-close on
+    } else {
+      // A reset or a local error: close both sides, as the peer did.
+      from->close(ig);
+      to->close(ig);
+    }
+  }
+  c->direction_done();  // last: it may end the connection
+}
 
 Proxy::Proxy(ProxyOptions opts, ProxyHooks hooks) : opts_(std::move(opts)), hooks_(std::move(hooks)) {
   faults_ = opts_.faults;
@@ -361,7 +528,7 @@ void Proxy::accept_loop() {
     if (stopping_) return;
     if (!ec) {
       const std::string id = std::to_string(++next_id_);
-      auto c = std::make_shared<Conn>(s.get_executor(), id, std::move(s), opts_, recorder_.get(), hooks_);
+      auto c = std::make_shared<Conn>(this, s.get_executor(), id, std::move(s), opts_, recorder_.get(), hooks_);
       {
         std::lock_guard lock(mu_);
         live_.insert(c);
@@ -375,115 +542,139 @@ void Proxy::accept_loop() {
 }
 
 namespace {
-// Relays one direction until EOF or an error, feeding the engine each read first.
+// Relays one direction through the fault stage until EOF or an error.
 awaitable<void> transfer(std::shared_ptr<Proxy::Conn> c, Socket& from, Socket& to, Dir d, std::size_t bufsize);
 }  // namespace
 
+// A connection's setup runs as completion handlers on its own executor, like its relay:
+// no coroutine frame or parallel group per connection.
 void Proxy::serve(std::shared_ptr<Conn> c) {
-  asio::co_spawn(
-      c->strand,
-      [this, c]() -> awaitable<void> {
-        const std::string client_text =
-            opts_.listen.unix_socket ? std::string("unix") : endpoint_text(c->client.remote_endpoint(), false, "?");
-        {
-          SourceEvent ev;
-          ev.kind = SourceEvent::Kind::open;
-          ev.conn = c->id;
-          ev.time = now_us();
-          ev.a = client_text;
-          ev.b = opts_.upstream.text;
-          c->emit(ev, jsonl_open(ev.time, c->id, ev.a, ev.b));
-        }
-        if (hooks_.event) hooks_.event(c->id, fmt::format("open {} -> {}", client_text, opts_.upstream.text));
-        c->client_text = client_text;
-        choose_faults(*c);
-        // Connect upstream, with a time limit.
-        asio::steady_timer timer(c->strand, opts_.connect_timeout);
-        c->upstream.open(upstream_.protocol());
-        auto result = co_await (c->upstream.async_connect(upstream_, tuple_awaitable) ||
-                                timer.async_wait(tuple_awaitable));
-        boost::system::error_code ec =
-            result.index() == 0 ? std::get<0>(std::get<0>(result)) : asio::error::timed_out;
-        if (ec) {
-          // RFC 5321 §3.8: tell the client the service is not available.
-          const std::string reply = fmt::format("421 4.4.0 lockstep: upstream {} unreachable: {}\r\n",
-                                                opts_.upstream.text, ec.message());
-          {
-            SourceEvent ev;
-            ev.kind = SourceEvent::Kind::fault;
-            ev.conn = c->id;
-            ev.dir = Dir::server;
-            ev.time = now_us();
-            ev.bytes = fmt::format("upstream unreachable ({}): lockstep answered 421 and closed", ec.message());
-            c->emit(ev, jsonl_fault(ev.time, c->id, Dir::server, ev.bytes));
-          }
-          if (hooks_.event) hooks_.event(c->id, fmt::format("upstream {} unreachable: {}; the client got 421", opts_.upstream.text, ec.message()));
-          c->observe(Dir::server, reply);
-          co_await asio::async_write(c->client, asio::buffer(reply), tuple_awaitable);
-          c->closed(Dir::server);
-          boost::system::error_code ig;
-          c->client.shutdown(asio::socket_base::shutdown_send, ig);
-        } else {
-          if (!opts_.upstream.unix_socket) set_nodelay(c->upstream);
-          if (!opts_.listen.unix_socket) set_nodelay(c->client);
-          // Time limits: for the client's next command, or for a reply it is owed.
-          // A plain pointer: the connection keeps this function, so a shared_ptr here
-          // would keep the connection alive for ever.
-          auto limit = [self = c.get()]() -> std::chrono::steady_clock::duration {
-            Session* s = self->checker.session(self->id);
-            const Time owed = s ? s->reply_wait_minimum() : 0;
-            if (owed == 0) return self->opts.idle_timeout;
-            if (self->opts.reply_timeout.count() > 0) return self->opts.reply_timeout;
-            return std::chrono::microseconds(owed);
-          };
-          c->limit = limit;
-          auto idle = [this, c, limit]() -> awaitable<void> {
-            asio::steady_timer t(c->strand);
-            c->watchdog = &t;
-            for (;;) {
-              t.expires_at(c->activity + limit());
-              auto [wait_ec] = co_await t.async_wait(tuple_awaitable);
-              if (wait_ec) {
-                // Cut short by a read that shortened the limit: wait again; otherwise the
-                // relay is over and this wait was cancelled.
-                if (std::exchange(c->rearm, false)) continue;
-                c->watchdog = nullptr;
-                co_return;
-              }
-              if (std::chrono::steady_clock::now() < c->activity + limit()) continue;
-              c->watchdog = nullptr;
-              Session* s = c->checker.session(c->id);
-              const bool owed = s && s->reply_wait_minimum() > 0;
-              SourceEvent ev;
-              ev.kind = SourceEvent::Kind::timeout;
-              ev.conn = c->id;
-              ev.time = now_us();
-              c->emit(ev, jsonl_timeout(ev.time, c->id));
-              if (hooks_.event)
-                hooks_.event(c->id, owed ? "timeout: the client waited too long for a reply; closing both sides"
-                                         : "timeout: the client sent nothing for too long; closing both sides");
-              co_return;
-            }
-          };
-          co_await ((transfer(c, c->client, c->upstream, Dir::client, opts_.buffer) &&
-                     transfer(c, c->upstream, c->client, Dir::server, opts_.buffer)) ||
-                    idle());
-        }
-        c->close_sockets();
-        c->end();
-        if (hooks_.tape && opts_.intercept) hooks_.tape(c->id, std::move(c->tape), c->tape_cut);
-        forget(c);
-      },
-      [this, c](std::exception_ptr e) {
-        if (!e) return;
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-          if (hooks_.event) hooks_.event(c->id, fmt::format("connection failed: {}", ex.what()));
-        }
-        c->close_sockets();
-        forget(c);
+  asio::dispatch(c->strand, [this, c] {
+    try {
+      open(c);
+    } catch (const std::exception&) {
+      lost(c, std::current_exception());
+    }
+  });
+}
+
+void Proxy::open(const std::shared_ptr<Conn>& c) {
+  c->client_text =
+      opts_.listen.unix_socket ? std::string("unix") : endpoint_text(c->client.remote_endpoint(), false, "?");
+  {
+    SourceEvent ev;
+    ev.kind = SourceEvent::Kind::open;
+    ev.conn = c->id;
+    ev.time = now_us();
+    ev.a = c->client_text;
+    ev.b = opts_.upstream.text;
+    c->emit(ev, jsonl_open(ev.time, c->id, ev.a, ev.b));
+  }
+  if (hooks_.event) hooks_.event(c->id, fmt::format("open {} -> {}", c->client_text, opts_.upstream.text));
+  choose_faults(*c);
+  boost::system::error_code ec;
+  c->upstream.open(upstream_.protocol(), ec);
+  if (ec) {
+    refuse(c, ec);
+    return;
+  }
+  // Connect upstream, with a time limit: the watchdog's timer, before the relay needs it.
+  // When it expires first, closing the socket ends the connect.
+  c->connecting = true;
+  c->watchdog.expires_after(opts_.connect_timeout);
+  c->watchdog.async_wait([c](const boost::system::error_code& wait_ec) {
+    if (wait_ec || !c->connecting) return;
+    c->connect_timed_out = true;
+    boost::system::error_code ig;
+    c->upstream.close(ig);
+  });
+  c->upstream.async_connect(upstream_, [this, c](boost::system::error_code connect_ec) {
+    try {
+      c->connecting = false;
+      c->watchdog.cancel();
+      if (c->connect_timed_out) connect_ec = asio::error::timed_out;
+      if (connect_ec) refuse(c, connect_ec);
+      else relay(c);
+    } catch (const std::exception&) {
+      lost(c, std::current_exception());
+    }
+  });
+}
+
+void Proxy::refuse(const std::shared_ptr<Conn>& c, const boost::system::error_code& ec) {
+  // RFC 5321 §3.8: tell the client the service is not available.
+  auto reply = std::make_shared<const std::string>(
+      fmt::format("421 4.4.0 lockstep: upstream {} unreachable: {}\r\n", opts_.upstream.text, ec.message()));
+  {
+    SourceEvent ev;
+    ev.kind = SourceEvent::Kind::fault;
+    ev.conn = c->id;
+    ev.dir = Dir::server;
+    ev.time = now_us();
+    ev.bytes = fmt::format("upstream unreachable ({}): lockstep answered 421 and closed", ec.message());
+    c->emit(ev, jsonl_fault(ev.time, c->id, Dir::server, ev.bytes));
+  }
+  if (hooks_.event)
+    hooks_.event(c->id, fmt::format("upstream {} unreachable: {}; the client got 421", opts_.upstream.text, ec.message()));
+  c->observe(Dir::server, *reply);
+  asio::async_write(c->client, asio::buffer(*reply), [this, c, reply](const boost::system::error_code&, std::size_t) {
+    try {
+      c->closed(Dir::server);
+      boost::system::error_code ig;
+      c->client.shutdown(asio::socket_base::shutdown_send, ig);
+      finish(c);
+    } catch (const std::exception&) {
+      lost(c, std::current_exception());
+    }
+  });
+}
+
+// Both directions and the time limit, until both directions end (Conn::direction_done
+// finishes the connection then).
+void Proxy::relay(const std::shared_ptr<Conn>& c) {
+  if (!opts_.upstream.unix_socket) set_nodelay(c->upstream);
+  if (!opts_.listen.unix_socket) set_nodelay(c->client);
+  c->self = c;
+  c->relaying = true;
+  c->directions = 2;
+  c->watch();
+  if (c->stage) {
+    for (const Dir d : {Dir::client, Dir::server}) {
+      Socket& from = d == Dir::client ? c->client : c->upstream;
+      Socket& to = d == Dir::client ? c->upstream : c->client;
+      asio::co_spawn(c->strand, transfer(c, from, to, d, opts_.buffer), [this, c](std::exception_ptr e) {
+        if (e) failed(*c, e);
+        c->direction_done();
       });
+    }
+    return;
+  }
+  c->pumps[0].start(c.get(), c->client, c->upstream, Dir::client, opts_.buffer);
+  c->pumps[1].start(c.get(), c->upstream, c->client, Dir::server, opts_.buffer);
+}
+
+// What a connection's handler threw: reported, and the connection closed and forgotten.
+void Proxy::lost(const std::shared_ptr<Conn>& c, std::exception_ptr e) {
+  failed(*c, e);
+  c->close_sockets();
+  forget(c);
+}
+
+void Proxy::failed(Conn& c, std::exception_ptr e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    if (hooks_.event) hooks_.event(c.id, fmt::format("connection failed: {}", ex.what()));
+  }
+}
+
+void Proxy::finish(std::shared_ptr<Conn> c) {
+  c->relaying = false;
+  c->watchdog.cancel();
+  c->close_sockets();
+  c->end();
+  if (hooks_.tape && opts_.intercept) hooks_.tape(c->id, std::move(c->tape), c->tape_cut);
+  forget(c);
 }
 
 // The faults of a new connection, fixed for its life. Each fault draws one number from
@@ -699,7 +890,7 @@ void unlock(Proxy::Conn& c, int which) {
 }
 
 // Carries out what the fault stage decided; false when the relay is over.
-awaitable<bool> execute(std::shared_ptr<Proxy::Conn> c, std::vector<Step>& steps) {
+awaitable<bool> execute(std::shared_ptr<Proxy::Conn> c, std::vector<Step>& steps, Dir d) {
   boost::system::error_code ig;
   // By index: a released hold appends the steps that follow it.
   for (std::size_t i = 0; i < steps.size(); ++i) {
@@ -713,7 +904,9 @@ awaitable<bool> execute(std::shared_ptr<Proxy::Conn> c, std::vector<Step>& steps
         // The proxy's own time limit counts from the end of the pause.
         c->activity = std::chrono::steady_clock::now() + st.delay;
         asio::steady_timer t(c->strand, st.delay);
+        c->pause[d == Dir::client ? 0 : 1] = &t;
         auto [ec] = co_await t.async_wait(tuple_awaitable);
+        c->pause[d == Dir::client ? 0 : 1] = nullptr;
         if (ec) co_return false;
         break;
       }
@@ -781,58 +974,30 @@ awaitable<bool> execute(std::shared_ptr<Proxy::Conn> c, std::vector<Step>& steps
 }
 
 awaitable<void> transfer(std::shared_ptr<Proxy::Conn> c, Socket& from, Socket& to, Dir d, std::size_t bufsize) {
-  // Not zero-filled: only the octets read are ever looked at (64 KiB of memset per
-  // connection and direction showed with a new connection per message).
   const auto buf = std::make_unique_for_overwrite<char[]>(bufsize);
   std::vector<Step> steps;
   for (;;) {
     auto [ec, n] = co_await from.async_read_some(asio::buffer(buf.get(), bufsize), tuple_awaitable);
     if (ec) {
-      // What a fault stage still holds goes out before the close is passed on.
-      if (c->stage && ec == asio::error::eof) {
+      // What the fault stage still holds goes out before the close is passed on.
+      if (ec == asio::error::eof) {
         c->stage->eof(d, steps);
-        if (!co_await execute(c, steps)) co_return;
+        if (!co_await execute(c, steps, d)) co_return;
       }
       c->closed(d);
       boost::system::error_code ig;
       if (ec == asio::error::eof) {
         to.shutdown(asio::socket_base::shutdown_send, ig);  // pass the half-close on
       } else {
-        // A reset or a local error: close both sides, as the peer did.
         from.close(ig);
         to.close(ig);
       }
       co_return;
     }
     c->activity = std::chrono::steady_clock::now();
-    if (c->stage) {
-      c->stage->from(d, std::string_view(buf.get(), n), now_us(), steps);
-      if (!co_await execute(c, steps)) co_return;
-    } else {
-      // The bytes go on at once when the socket takes them (the usual case), then the
-      // engine sees them: nothing else runs on this strand in between, so it still sees
-      // both directions in the order the proxy read them, and checking and recording
-      // add no latency.
-      const std::size_t sent = send_now(to, buf.get(), n);
-      c->observe(d, std::string_view(buf.get(), n));
-      c->octets[d == Dir::client ? 0 : 1] += n;
-      if (sent < n) {
-        auto [wec, wn] = co_await asio::async_write(to, asio::buffer(buf.get() + sent, n - sent), tuple_awaitable);
-        if (wec) {
-          c->closed(d == Dir::client ? Dir::server : Dir::client);
-          boost::system::error_code ig;
-          from.close(ig);
-          to.close(ig);
-          co_return;
-        }
-      }
-    }
-    // A reply that ends the wait for one can shorten the time limit (the idle limit is
-    // shorter than a reply's): move the watchdog's deadline in.
-    if (c->watchdog && c->limit && c->activity + c->limit() < c->watchdog->expiry()) {
-      c->rearm = true;
-      c->watchdog->cancel();
-    }
+    c->stage->from(d, std::string_view(buf.get(), n), now_us(), steps);
+    if (!co_await execute(c, steps, d)) co_return;
+    c->active();
   }
 }
 }  // namespace

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <exception>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -140,6 +141,10 @@ class Proxy {
  private:
   void accept_loop();
   void serve(std::shared_ptr<Conn> c);
+  void open(const std::shared_ptr<Conn>& c);
+  void refuse(const std::shared_ptr<Conn>& c, const boost::system::error_code& ec);  // upstream unreachable: 421
+  void relay(const std::shared_ptr<Conn>& c);
+  void lost(const std::shared_ptr<Conn>& c, std::exception_ptr e);
 
   ProxyOptions opts_;
   ProxyHooks hooks_;
@@ -159,6 +164,9 @@ class Proxy {
   boost::asio::steady_timer drain_{control_};
   bool draining_ = false;
   void forget(const std::shared_ptr<Conn>& c);
+  // A connection's relay is over: close, record its end, report it, forget it.
+  void finish(std::shared_ptr<Conn> c);
+  void failed(Conn& c, std::exception_ptr e);  // reports what a connection's handler threw
   std::shared_ptr<Conn> find(const std::string& conn) const;
   SessionInfo info_of(const Conn& c) const;
   void choose_faults(Conn& c);
