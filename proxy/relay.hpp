@@ -1,8 +1,12 @@
 #pragma once
 // The proxy: accepts LMTP clients, connects each to the upstream server, relays bytes
 // unchanged in both directions, and lets the engine observe a copy of every read in the
-// order the proxy saw it. Asio with C++20 coroutines; a connection's handlers run one at a
-// time (on a strand of its own with --threads above 1).
+// order the proxy saw it. A connection's handlers run one at a time (on a strand of its own
+// with --threads above 1). A connection with faults relays through two C++20 coroutines, one
+// per direction, that carry out the fault stage's steps (pauses, holds, writes to either
+// side). A connection without faults, the common case, is relayed by plain completion
+// handlers, which cost less CPU per read and per connection than coroutines raced against
+// an idle timer (measured in bench/README.md, "Proxy throughput").
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -148,8 +152,11 @@ class Proxy {
 
   ProxyOptions opts_;
   ProxyHooks hooks_;
-  // One thread (the default): the scheduler's hint lets handlers it posts skip the lock.
-  boost::asio::io_context io_{static_cast<int>(std::max(1u, opts_.threads))};
+  // One thread (the default): every socket is used by that thread alone, so the reactor's
+  // per-socket locks are left out (posting from other threads stays safe), and handlers
+  // it posts skip the scheduler's lock.
+  boost::asio::io_context io_{opts_.threads <= 1 ? BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO
+                                                 : static_cast<int>(opts_.threads)};
   std::unique_ptr<boost::asio::basic_socket_acceptor<boost::asio::generic::stream_protocol>> acceptor_;
   boost::asio::generic::stream_protocol::endpoint upstream_;
   std::unique_ptr<Recorder> recorder_;
