@@ -13,7 +13,7 @@
 #   -d DIR       where results go (default: a fresh mktemp -d under $TMPDIR)
 #   -r ROUNDS    interleaved rounds per cell, 3 or more for a report (default 3)
 #   -b LOCKSTEP  the binary (default: build/release/cli/lockstep next to this script)
-#   --threads N  lockstep proxy --threads (default 1, lockstep's own default)
+#   --threads N  lockstep proxy --threads (default: none given, lockstep's own default of one per CPU)
 #   --cells LIST comma-separated cell names to run (default: all; see CELLS below)
 #   --relays LIST comma-separated relays (default: socat,haproxy,lockstep; direct is
 #                always included: it is the baseline). Extra variants, off by default:
@@ -59,7 +59,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
-dir= rounds=3 bin="$root/build/release/cli/lockstep" threads=1 only_cells= relays_arg= scale=1
+dir= rounds=3 bin="$root/build/release/cli/lockstep" threads= only_cells= relays_arg= scale=1
 noops=2000 latency=1 doperf=0 max_time=1500 lat_runs=3 lat_only=0
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -198,14 +198,14 @@ declare -A REC=() OUTLINES=()
 for r in "${LOCKSTEPS[@]}"; do
   args=(proxy --listen "127.0.0.1:${PORT[$r]}" --upstream "127.0.0.1:$p_sink" --quiet)
   case $r in
-    lockstep) REC[$r]="$dir/$r-rec.jsonl"; args+=(--record "${REC[$r]}" --threads "$threads") ;;
+    lockstep) REC[$r]="$dir/$r-rec.jsonl"; args+=(--record "${REC[$r]}" ${threads:+--threads "$threads"}) ;;
     lockstep-t2) REC[$r]="$dir/$r-rec.jsonl"; args+=(--record "${REC[$r]}" --threads 2) ;;
-    lockstep-norec) REC[$r]=; args+=(--threads "$threads") ;;
+    lockstep-norec) REC[$r]=; args+=(${threads:+--threads "$threads"}) ;;
   esac
   start "$r" "$bin" "${args[@]}"
   RPID[$r]=$LAST_PID; OUTLINES[$r]=0; wait_listen "${PORT[$r]}" "$r"
 done
-echo "sink :$p_sink; relays: $(for r in "${RELAYS[@]}"; do printf '%s :%s  ' "$r" "${PORT[$r]}"; done)(lockstep --threads $threads); results in $dir" >&2
+echo "sink :$p_sink; relays: $(for r in "${RELAYS[@]}"; do printf '%s :%s  ' "$r" "${PORT[$r]}"; done)(lockstep --threads ${threads:-default: one per CPU}); results in $dir" >&2
 
 # --- helpers --------------------------------------------------------------------
 # CPU ticks of a process (utime+stime+cutime+cstime) plus those of its live children.
@@ -497,7 +497,7 @@ if [[ -s $dir/latency.tsv ]]; then
 fi
 
 {
-  echo "Date: $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs; $rounds interleaved rounds; lockstep --threads $threads; total time $((SECONDS - start_s)) s."
+  echo "Date: $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs; $rounds interleaved rounds; lockstep --threads ${threads:-one per CPU}; total time $((SECONDS - start_s)) s."
   echo "smtp-source -L -> relay -> smtp-sink -L on 127.0.0.1; $(haproxy -v 2> /dev/null | head -1 | cut -d' ' -f1-3); $(socat -V 2> /dev/null | grep -m1 'socat version' | cut -d' ' -f1-3)."
   echo
   (( lat_only )) || { echo "$report"; echo; }

@@ -53,7 +53,8 @@ int main(int argc, char** argv) {
   proxy->add_option("--color", po.color, "colour in the text output")->check(CLI::IsMember({"auto", "always", "never"}));
   proxy->add_flag("--quiet", po.quiet, "print only errors and the sessions that have them");
   proxy->add_flag("--redact", po.redact, "mask message content and AUTH exchanges in the recording (sizes and lines kept)");
-  proxy->add_option("--threads", po.threads, "threads running connections")->check(CLI::Range(1u, 256u));
+  proxy->add_option("--threads", po.threads, "threads running connections, each with its own event loop (default: one per CPU)")
+      ->check(CLI::Range(1u, 256u));
   proxy->add_option("--idle-timeout", po.idle_timeout,
                     "seconds the server may wait for the client's next command (default 300)")
       ->check(CLI::PositiveNumber);

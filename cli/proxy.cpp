@@ -1,3 +1,5 @@
+#include <algorithm>
+#include <thread>
 #include "cli/proxy.hpp"
 
 #include <unistd.h>
@@ -51,7 +53,7 @@ int run_proxy(const ProxyCliOptions& o) {
   po.upstream = *upstream;
   po.record = o.record;
   po.redact = o.redact;
-  po.threads = o.threads;
+  po.threads = o.threads ? o.threads : std::clamp(std::thread::hardware_concurrency(), 1u, 256u);
   po.idle_timeout = std::chrono::milliseconds(static_cast<long long>(o.idle_timeout * 1000));
   po.reply_timeout = std::chrono::milliseconds(static_cast<long long>(o.reply_timeout * 1000));
   po.drain_timeout = std::chrono::milliseconds(static_cast<long long>(o.drain_timeout * 1000));

@@ -8,7 +8,7 @@ namespace lockstep::cli {
 struct ProxyCliOptions {
   std::string listen, upstream, record, format = "text", color = "auto";
   bool quiet = false, redact = false;
-  unsigned threads = 1;
+  unsigned threads = 0;  // 0: one per CPU
   double idle_timeout = 300;
   double reply_timeout = 0;
   double connect_timeout = 30;

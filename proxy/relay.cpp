@@ -9,6 +9,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
@@ -28,6 +29,7 @@
 #include <cstring>
 
 #include "engine/jsonl.hpp"
+#include "proxy/edge_read.hpp"
 #include "proxy/fault_stage.hpp"
 
 namespace lockstep::proxy {
@@ -102,6 +104,7 @@ struct Proxy::Conn {
   Conn(Proxy* owner, asio::any_io_executor ex, std::string conn_id, Socket client_sock, const ProxyOptions& o,
        Recorder* rec, const ProxyHooks& h)
       : strand(ex),
+        hold(owner->io_.get_executor()),
         id(std::move(conn_id)),
         client(std::move(client_sock)),
         upstream(ex),
@@ -330,17 +333,25 @@ struct Proxy::Conn {
     Dir d = Dir::client;
     std::size_t size = 0;
     std::unique_ptr<char[]> buf;
+    std::optional<EdgeRead> edge;
     void start(Conn* conn, Socket& f, Socket& t, Dir dir, std::size_t bufsize);
-    // Reads while there is something to read, then waits until the socket is readable.
-    // recv(2) is called directly: a wait does not try a read that would only say EAGAIN.
+    // With one thread: reads through an EdgeRead (edge_read.hpp), which waits for the
+    // next octet with no system call of its own. Otherwise reads while there is something
+    // to read, then waits until the socket is readable; recv(2) is called directly, so a
+    // wait does not try a read that would only say EAGAIN.
     void go();
+    void received(const boost::system::error_code& ec, std::size_t n);  // an EdgeRead ended
     bool pass(std::size_t n);  // false: the rest is being written, or the relay ended
     void ended(const boost::system::error_code& ec, bool writing);
     void failed(const std::exception& e);
     bool over = false;
   };
 
+  // The connection's executor: its thread's io_context.
   asio::any_io_executor strand;
+  // The first io_context runs until every connection is gone, wherever it ran: the
+  // front end's output, flushed there, comes last.
+  asio::executor_work_guard<asio::io_context::executor_type> hold;
   std::string id;
   Socket client, upstream;
   Proxy* proxy;
@@ -400,11 +411,30 @@ void Proxy::Conn::Pump::start(Conn* conn, Socket& f, Socket& t, Dir dir, std::si
   // Not zero-filled: only the octets read are ever looked at (64 KiB of memset per
   // connection and direction showed with a new connection per message).
   buf = std::make_unique_for_overwrite<char[]>(size);
+  if (kEdgeRead) {
+    edge.emplace(
+        f, buf.get(), size,
+        [](void* pump, const boost::system::error_code& ec, std::size_t n) { static_cast<Pump*>(pump)->received(ec, n); },
+        this);
+  }
   go();
+}
+
+void Proxy::Conn::Pump::received(const boost::system::error_code& ec, std::size_t n) {
+  try {
+    if (ec) ended(ec, false);
+    else if (pass(n)) edge->start();
+  } catch (const std::exception& e) {
+    failed(e);
+  }
 }
 
 void Proxy::Conn::Pump::go() {
   try {
+    if (edge) {
+      edge->start();
+      return;
+    }
     // A bounded number of full reads, then the others get their turn.
     for (int round = 0; round < 16; ++round) {
       const ssize_t n = sys_recv(from->native_handle(), buf.get(), size);
@@ -478,6 +508,8 @@ void Proxy::Conn::Pump::ended(const boost::system::error_code& ec, bool writing)
 }
 
 Proxy::Proxy(ProxyOptions opts, ProxyHooks hooks) : opts_(std::move(opts)), hooks_(std::move(hooks)) {
+  for (unsigned i = 1; i < opts_.threads; ++i)
+    more_.push_back(std::make_unique<asio::io_context>(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO));
   faults_ = opts_.faults;
   if (opts_.seed == 0) opts_.seed = std::random_device{}() | (static_cast<std::uint64_t>(std::random_device{}()) << 32);
 }
@@ -521,9 +553,10 @@ std::string Proxy::local_address() const {
 }
 
 void Proxy::accept_loop() {
-  // The accepted socket's executor becomes the connection's (Conn::strand).
-  asio::any_io_executor ex = io_.get_executor();
-  if (opts_.threads > 1) ex = asio::make_strand(io_);
+  // The accepted socket's executor becomes the connection's (Conn::strand): the threads'
+  // io_contexts in turn.
+  const unsigned k = next_io_++ % (1 + static_cast<unsigned>(more_.size()));
+  asio::any_io_executor ex = k == 0 ? io_.get_executor() : more_[k - 1]->get_executor();
   acceptor_->async_accept(ex, [this](boost::system::error_code ec, Socket s) {
     if (stopping_) return;
     if (!ec) {
@@ -1003,10 +1036,16 @@ awaitable<void> transfer(std::shared_ptr<Proxy::Conn> c, Socket& from, Socket& t
 }  // namespace
 
 void Proxy::run() {
-  const unsigned n = std::max(1u, opts_.threads);
+  // The other threads run until the first io_context has run out of work, which it does
+  // only after the last connection is gone (Conn::hold).
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep;
   std::vector<std::thread> pool;
-  for (unsigned i = 1; i < n; ++i) pool.emplace_back([this] { io_.run(); });
+  for (auto& io : more_) {
+    keep.push_back(asio::make_work_guard(*io));
+    pool.emplace_back([&io = *io] { io.run(); });
+  }
   io_.run();
+  keep.clear();
   for (auto& t : pool) t.join();
 }
 

@@ -1,8 +1,10 @@
 #pragma once
 // The proxy: accepts LMTP clients, connects each to the upstream server, relays bytes
 // unchanged in both directions, and lets the engine observe a copy of every read in the
-// order the proxy saw it. A connection's handlers run one at a time (on a strand of its own
-// with --threads above 1). A connection with faults relays through two C++20 coroutines, one
+// order the proxy saw it. Each of the --threads threads runs an io_context of its own (its
+// own epoll set, as haproxy's threads have their own pollers); a connection lives on one of
+// them, given round-robin as it is accepted, so its handlers run one at a time on that
+// thread with no strand or lock. A connection with faults relays through two C++20 coroutines, one
 // per direction, that carry out the fault stage's steps (pauses, holds, writes to either
 // side). A connection without faults, the common case, is relayed by plain completion
 // handlers, which cost less CPU per read and per connection than coroutines raced against
@@ -39,7 +41,7 @@ namespace lockstep::proxy {
 struct ProxyOptions {
   Address listen, upstream;
   std::string record;                       // recording path (file or directory), empty: none
-  unsigned threads = 1;
+  unsigned threads = 1;                     // threads, each with an io_context of its own
   // Waiting for the client's next command (RFC 5321 §4.5.3.2.7: at least 5 minutes).
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(5)};
   // Waiting for a reply the client is owed; 0: the RFC 5321 §4.5.3.2 minimum for the
@@ -152,11 +154,14 @@ class Proxy {
 
   ProxyOptions opts_;
   ProxyHooks hooks_;
-  // One thread (the default): every socket is used by that thread alone, so the reactor's
-  // per-socket locks are left out (posting from other threads stays safe), and handlers
-  // it posts skip the scheduler's lock.
-  boost::asio::io_context io_{opts_.threads <= 1 ? BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO
-                                                 : static_cast<int>(opts_.threads)};
+  // The first io_context: the acceptor, the control strand and the front end's servers,
+  // and a share of the connections. Every io_context is run by one thread, so each socket
+  // is used by that thread alone and the reactor's per-socket locks are left out (posting
+  // from other threads stays safe).
+  boost::asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
+  // The other threads' io_contexts (--threads above 1), and the next one a connection gets.
+  std::vector<std::unique_ptr<boost::asio::io_context>> more_;
+  unsigned next_io_ = 0;
   std::unique_ptr<boost::asio::basic_socket_acceptor<boost::asio::generic::stream_protocol>> acceptor_;
   boost::asio::generic::stream_protocol::endpoint upstream_;
   std::unique_ptr<Recorder> recorder_;

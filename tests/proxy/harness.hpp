@@ -51,6 +51,7 @@ struct RunningProxy {
     h.session = [this](SessionResult&& r) {
       std::lock_guard lock(mu);
       sessions.push_back(std::move(r));
+      session_threads.push_back(std::this_thread::get_id());  // the connection's thread
     };
     p = std::make_unique<proxy::Proxy>(o, h);
     p->start();
@@ -75,6 +76,7 @@ struct RunningProxy {
   std::mutex mu;
   std::vector<std::pair<std::string, Finding>> live;
   std::vector<SessionResult> sessions;
+  std::vector<std::thread::id> session_threads;
 };
 
 inline std::string read_until(tcp::socket& s, std::string& buf, const std::string& end) {

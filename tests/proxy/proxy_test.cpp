@@ -3,10 +3,15 @@
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <future>
+#include <map>
+
+#include <fmt/format.h>
 
 #include "engine/jsonl.hpp"
 #include "tests/proxy/harness.hpp"
@@ -139,6 +144,126 @@ TEST_CASE("the proxy listens on a unix socket", "[proxy]") {
   s.close();
   px.stop();
   std::filesystem::remove(path);
+}
+
+TEST_CASE("with several threads, connections take turns on them, each relayed byte-exact, and the proxy then stops",
+          "[proxy][threads]") {
+  proxy::ToyLmtpServer server;
+  const std::string rec = temp_path("threads.jsonl");
+  std::filesystem::remove(rec);
+  std::vector<std::string> sent(6);
+  {
+    RunningProxy px("127.0.0.1:" + std::to_string(server.port()), rec, "127.0.0.1:0", 3);
+    for (int i = 0; i < 6; ++i) {
+      std::mt19937 rng(static_cast<unsigned>(100 + i));
+      client_session(px.port(), rng, sent[static_cast<std::size_t>(i)]);
+    }
+    for (int i = 0; i < 300 && px.session_count() < 6; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    // run() returns once stopped, though the connections lived on the other threads too.
+    auto stopped = std::async(std::launch::async, [&] { px.stop(); });
+    REQUIRE(stopped.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    REQUIRE(px.sessions.size() == 6);
+    for (const auto& r : px.sessions) CHECK(r.errors == 0);
+    // Accepted in turn: two connections on each of the three threads.
+    std::map<std::thread::id, int> per_thread;
+    for (const auto& t : px.session_threads) ++per_thread[t];
+    CHECK(per_thread.size() == 3);
+    for (const auto& [t, n] : per_thread) CHECK(n == 2);
+  }
+  const auto recv = server.received();
+  REQUIRE(recv.size() == 6);
+  CHECK(std::is_permutation(recv.begin(), recv.end(), sent.begin()));
+  CHECK(offline_results(rec).size() == 6);
+  CHECK(offline_rules(rec).empty());
+  std::filesystem::remove(rec);
+}
+
+TEST_CASE("a server's last reply and its close, come together, both reach the client", "[proxy][eof]") {
+  // The server answers and closes at once, so the proxy is woken once for the octets and
+  // the end: the end must not wait for a wake-up that never comes.
+  asio::io_context sio;
+  tcp::acceptor acc(sio, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  const std::string said = "220 x ready\r\n421 4.3.2 going away\r\n";
+  constexpr int kRounds = 40;
+  std::atomic<bool> over{false};
+  std::thread server([&] {
+    while (!over) {
+      pollfd pfd{acc.native_handle(), POLLIN, 0};
+      if (::poll(&pfd, 1, 50) <= 0) continue;
+      boost::system::error_code ec;
+      tcp::socket s(sio);
+      acc.accept(s, ec);
+      if (ec) continue;
+      asio::write(s, asio::buffer(said), ec);
+      s.close(ec);
+    }
+  });
+  struct Stop {  // the server ends however the test does
+    std::atomic<bool>& over;
+    std::thread& t;
+    ~Stop() {
+      over = true;
+      t.join();
+    }
+  } stop{over, server};
+  {
+    RunningProxy px("127.0.0.1:" + std::to_string(acc.local_endpoint().port()));
+    for (int i = 0; i < kRounds; ++i) {
+      asio::io_context io;
+      tcp::socket s(io);
+      s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), px.port()));
+      // Read to the end, for 5 s at most: a missed end fails instead of hanging.
+      std::string got;
+      bool ended = false;
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+      while (!ended && std::chrono::steady_clock::now() < until) {
+        pollfd pfd{s.native_handle(), POLLIN, 0};
+        if (::poll(&pfd, 1, 100) <= 0) continue;
+        char b[256];
+        const ssize_t n = ::recv(s.native_handle(), b, sizeof b, 0);
+        if (n > 0) got.append(b, static_cast<std::size_t>(n));
+        else ended = true;
+      }
+      INFO("round " << i);
+      CHECK(got == said);
+      REQUIRE(ended);
+    }
+    px.stop();
+  }
+}
+
+TEST_CASE("a large message read a small buffer at a time arrives whole", "[proxy]") {
+  proxy::ToyLmtpServer server;
+  RunningProxy px("127.0.0.1:" + std::to_string(server.port()), {}, "127.0.0.1:0", 1,
+                  [](proxy::ProxyOptions& o) { o.buffer = 1000; });  // most reads fill the buffer
+  std::string body;
+  std::mt19937 rng(11);
+  for (int i = 0; i < 40000; ++i) body += fmt::format("line {} {}\r\n", i, std::string(rng() % 90, 'a' + static_cast<char>(i % 26)));
+  std::string sent;
+  {
+    asio::io_context io;
+    tcp::socket s(io);
+    s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), px.port()));
+    std::string buf;
+    auto say = [&](const std::string& text, const std::string& until) {
+      sent += text;
+      asio::write(s, asio::buffer(text));
+      read_until(s, buf, until);
+    };
+    read_until(s, buf, "\r\n");
+    say("LHLO c\r\n", "250 SIZE\r\n");
+    say("MAIL FROM:<a@b>\r\nRCPT TO:<alice@lab.test>\r\nDATA\r\n", "354 go ahead\r\n");
+    say(body + ".\r\n", "250 2.0.0 ok\r\n");
+    say("QUIT\r\n", "221 2.0.0 bye\r\n");
+  }
+  for (int i = 0; i < 300 && px.session_count() < 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  px.stop();
+  const auto recv = server.received();
+  REQUIRE(recv.size() == 1);
+  CHECK(recv[0].size() == sent.size());
+  CHECK(recv[0] == sent);
+  REQUIRE(px.sessions.size() == 1);
+  CHECK(px.sessions[0].errors == 0);
 }
 
 TEST_CASE("1,000 concurrent sessions through the proxy all complete", "[proxy][load]") {

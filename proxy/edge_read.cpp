@@ -1,0 +1,172 @@
+#include "proxy/edge_read.hpp"
+
+#include <cerrno>
+#include <cstdint>
+#include <stdexcept>
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <boost/asio/error.hpp>
+
+#if LOCKSTEP_EDGE_READ
+#include <boost/asio/detail/reactor.hpp>
+#include <boost/asio/detail/reactor_op.hpp>
+#include <boost/asio/execution/context.hpp>
+#include <boost/asio/query.hpp>
+#endif
+
+namespace lockstep::proxy {
+
+#if LOCKSTEP_EDGE_READ
+
+namespace detail = boost::asio::detail;
+
+namespace {
+// The socket's reactor registration: basic_socket keeps it in a protected member, which a
+// pointer to member formed through a derived class reaches.
+struct SocketAccess : EdgeRead::Socket {
+  static auto& impl(EdgeRead::Socket& s) { return (s.*(&SocketAccess::impl_)).get_implementation(); }
+};
+
+// The reactor's private members EdgeRead needs: its epoll descriptor, a registration's
+// events, and the events of the wake-up being handled. An explicit instantiation may name
+// private members, and hands out pointers to them.
+template <typename Tag, auto Member>
+struct Expose {
+  friend constexpr auto member(Tag) { return Member; }
+};
+struct EpollFd {
+  friend constexpr auto member(EpollFd);
+};
+struct Registered {
+  friend constexpr auto member(Registered);
+};
+struct TaskResult {
+  friend constexpr auto member(TaskResult);
+};
+template struct Expose<EpollFd, &detail::epoll_reactor::epoll_fd_>;
+template struct Expose<Registered, &detail::epoll_reactor::descriptor_state::registered_events_>;
+template struct Expose<TaskResult, &detail::scheduler_operation::task_result_>;
+
+// The events of the descriptor's last wake-up (set before its operations are performed).
+unsigned events_of(detail::epoll_reactor::per_descriptor_data d) {
+  // Only a C-style cast reaches the private base.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+  return ((detail::scheduler_operation*)d)->*member(TaskResult{});
+#pragma GCC diagnostic pop
+}
+}  // namespace
+
+struct EdgeRead::Op : detail::reactor_op {
+  Op(EdgeRead::Socket& s, char* b, std::size_t n, Done d, void* c)
+      : reactor_op(boost::system::error_code(), &Op::perform, &Op::complete),
+        socket(s),
+        reactor(boost::asio::use_service<detail::reactor>(
+            boost::asio::query(s.get_executor(), boost::asio::execution::context))),
+        buf(b),
+        size(n),
+        on_done(d),
+        ctx(c) {}
+
+  EdgeRead::Socket& socket;
+  detail::reactor& reactor;
+  char* buf;
+  std::size_t size;
+  Done on_done;
+  void* ctx;
+  bool pending = false;  // the reactor holds it (queued, or its completion posted)
+  bool orphan = false;   // its EdgeRead is gone: free it when the reactor lets go
+
+  static status perform(reactor_op* base) {
+    auto* o = static_cast<Op*>(base);
+    for (;;) {
+      // recvfrom by syscall(2), as the relay's other reads: the libc wrapper is a
+      // cancellation point, which costs a little on every call.
+      const long n = ::syscall(SYS_recvfrom, o->socket.native_handle(), o->buf, o->size, MSG_DONTWAIT, nullptr, nullptr);
+      if (n > 0) {
+        o->bytes_transferred_ = static_cast<std::size_t>(n);
+        // Fewer octets than asked: the socket is empty now, and the next octet or the end
+        // raises an edge; the reactor queues the next read without trying it. But an end
+        // that came with the octets in one wake-up (EPOLLRDHUP) raises none: then the next
+        // read is tried at once, and finds it.
+        const bool ended = (events_of(SocketAccess::impl(o->socket).reactor_data_) & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
+        return static_cast<std::size_t>(n) < o->size && !ended ? done_and_exhausted : done;
+      }
+      if (n == 0) {
+        o->ec_ = boost::asio::error::eof;
+        return done;
+      }
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return not_done;
+      o->ec_ = boost::system::error_code(errno, boost::system::system_category());
+      return done;
+    }
+  }
+
+  static void complete(void* owner, detail::operation* base, const boost::system::error_code&, std::size_t) {
+    auto* o = static_cast<Op*>(base);
+    o->pending = false;
+    if (o->orphan) {
+      delete o;
+      return;
+    }
+    if (!owner) return;  // the io_context is being destroyed: nothing runs
+    const boost::system::error_code ec = o->ec_;
+    const std::size_t n = o->bytes_transferred_;
+    o->on_done(o->ctx, ec, n);  // last: it may start the next read, or destroy the EdgeRead
+  }
+};
+
+EdgeRead::EdgeRead(Socket& socket, char* buf, std::size_t size, Done done, void* ctx)
+    : op_(new Op(socket, buf, size, done, ctx)) {
+  // The registration also asks for EPOLLRDHUP, the peer's end (and keeps it: Asio's own
+  // changes start from the registered events).
+  auto& impl = SocketAccess::impl(socket);
+  if (impl.socket_ == detail::invalid_socket || !impl.reactor_data_) return;
+  std::uint32_t& registered = impl.reactor_data_->*member(Registered{});
+  if (registered == 0 || (registered & EPOLLRDHUP)) return;
+  epoll_event ev{};
+  ev.events = registered | EPOLLRDHUP;
+  ev.data.ptr = impl.reactor_data_;
+  if (::epoll_ctl(op_->reactor.*member(EpollFd{}), EPOLL_CTL_MOD, impl.socket_, &ev) == 0) registered = ev.events;
+}
+
+EdgeRead::~EdgeRead() {
+  if (op_->pending) op_->orphan = true;
+  else delete op_;
+}
+
+void EdgeRead::start() {
+  Op& o = *op_;
+  o.ec_ = boost::system::error_code();
+  o.bytes_transferred_ = 0;
+  o.pending = true;
+  auto& impl = SocketAccess::impl(o.socket);
+  if (impl.socket_ == detail::invalid_socket) {
+    // Closed: end as an asio read would.
+    o.ec_ = boost::asio::error::bad_descriptor;
+    o.reactor.post_immediate_completion(&o, true);
+    return;
+  }
+  // Read at once when the last read filled the buffer or an edge came since; otherwise
+  // wait for the next edge, with no system call.
+  o.reactor.start_op(detail::reactor::read_op, impl.socket_, impl.reactor_data_, &o, true, true);
+}
+
+#else
+
+struct EdgeRead::Op {};
+
+EdgeRead::EdgeRead(Socket&, char*, std::size_t, Done, void*) : op_(nullptr) {
+  throw std::logic_error("EdgeRead: not available with this Boost");
+}
+EdgeRead::~EdgeRead() = default;
+void EdgeRead::start() {}
+
+#endif
+
+}  // namespace lockstep::proxy
