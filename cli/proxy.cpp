@@ -84,7 +84,9 @@ int run_proxy(const ProxyCliOptions& o) {
       return;
     }
     if (std::exchange(flush_due, true)) return;
-    boost::asio::post(*out_io, [&] {
+    // On the thread that printed (its own io_context), so no other thread is woken.
+    boost::asio::io_context* here = proxy::Proxy::current();
+    boost::asio::post(here ? *here : *out_io, [&] {
       std::lock_guard lock(out_mu);
       flush_due = false;
       std::fflush(stdout);
