@@ -5,9 +5,6 @@
 #include <stdexcept>
 
 #include <sys/epoll.h>
-#include <sys/socket.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <boost/asio/error.hpp>
 
@@ -32,7 +29,7 @@ struct SocketAccess : EdgeRead::Socket {
 };
 
 // The reactor's private members EdgeRead needs: its epoll descriptor, a registration's
-// events, and the events of the wake-up being handled. An explicit instantiation may name
+// events and whether it may try an operation at once, and the events of the last wake-up. An explicit instantiation may name
 // private members, and hands out pointers to them.
 template <typename Tag, auto Member>
 struct Expose {
@@ -47,9 +44,13 @@ struct Registered {
 struct TaskResult {
   friend constexpr auto member(TaskResult);
 };
+struct Speculative {
+  friend constexpr auto member(Speculative);
+};
 template struct Expose<EpollFd, &detail::epoll_reactor::epoll_fd_>;
 template struct Expose<Registered, &detail::epoll_reactor::descriptor_state::registered_events_>;
 template struct Expose<TaskResult, &detail::scheduler_operation::task_result_>;
+template struct Expose<Speculative, &detail::epoll_reactor::descriptor_state::try_speculative_>;
 
 // The events of the descriptor's last wake-up (set before its operations are performed).
 unsigned events_of(detail::epoll_reactor::per_descriptor_data d) {
@@ -62,50 +63,25 @@ unsigned events_of(detail::epoll_reactor::per_descriptor_data d) {
 }  // namespace
 
 struct EdgeRead::Op : detail::reactor_op {
-  Op(EdgeRead::Socket& s, char* b, std::size_t n, Done d, void* c)
+  Op(EdgeRead::Socket& s, Done d, void* c)
       : reactor_op(boost::system::error_code(), &Op::perform, &Op::complete),
         socket(s),
         reactor(boost::asio::use_service<detail::reactor>(
             boost::asio::query(s.get_executor(), boost::asio::execution::context))),
-        buf(b),
-        size(n),
         on_done(d),
         ctx(c) {}
 
   EdgeRead::Socket& socket;
   detail::reactor& reactor;
-  char* buf;
-  std::size_t size;
   Done on_done;
   void* ctx;
   bool pending = false;  // the reactor holds it (queued, or its completion posted)
   bool orphan = false;   // its EdgeRead is gone: free it when the reactor lets go
 
-  static status perform(reactor_op* base) {
-    auto* o = static_cast<Op*>(base);
-    for (;;) {
-      // recvfrom by syscall(2), as the relay's other reads: the libc wrapper is a
-      // cancellation point, which costs a little on every call.
-      const long n = ::syscall(SYS_recvfrom, o->socket.native_handle(), o->buf, o->size, MSG_DONTWAIT, nullptr, nullptr);
-      if (n > 0) {
-        o->bytes_transferred_ = static_cast<std::size_t>(n);
-        // Fewer octets than asked: the socket is empty now, and the next octet or the end
-        // raises an edge; the reactor queues the next read without trying it. But an end
-        // that came with the octets in one wake-up (EPOLLRDHUP) raises none: then the next
-        // read is tried at once, and finds it.
-        const bool ended = (events_of(SocketAccess::impl(o->socket).reactor_data_) & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
-        return static_cast<std::size_t>(n) < o->size && !ended ? done_and_exhausted : done;
-      }
-      if (n == 0) {
-        o->ec_ = boost::asio::error::eof;
-        return done;
-      }
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return not_done;
-      o->ec_ = boost::system::error_code(errno, boost::system::system_category());
-      return done;
-    }
-  }
+  // Performed at once when the reactor may try (an edge came, or the last read did not
+  // empty the socket), else on the next edge: either way the socket may be read now. The
+  // read itself is the caller's, in its completion, where the octets are used at once.
+  static status perform(reactor_op*) { return done; }
 
   static void complete(void* owner, detail::operation* base, const boost::system::error_code&, std::size_t) {
     auto* o = static_cast<Op*>(base);
@@ -116,13 +92,11 @@ struct EdgeRead::Op : detail::reactor_op {
     }
     if (!owner) return;  // the io_context is being destroyed: nothing runs
     const boost::system::error_code ec = o->ec_;
-    const std::size_t n = o->bytes_transferred_;
-    o->on_done(o->ctx, ec, n);  // last: it may start the next read, or destroy the EdgeRead
+    o->on_done(o->ctx, ec);  // last: it may start the next wait, or destroy the EdgeRead
   }
 };
 
-EdgeRead::EdgeRead(Socket& socket, char* buf, std::size_t size, Done done, void* ctx)
-    : op_(new Op(socket, buf, size, done, ctx)) {
+EdgeRead::EdgeRead(Socket& socket, Done done, void* ctx) : op_(new Op(socket, done, ctx)) {
   // The registration also asks for EPOLLRDHUP, the peer's end (and keeps it: Asio's own
   // changes start from the registered events).
   auto& impl = SocketAccess::impl(socket);
@@ -140,20 +114,31 @@ EdgeRead::~EdgeRead() {
   else delete op_;
 }
 
-void EdgeRead::start() {
+void EdgeRead::drained() {
+  auto& impl = SocketAccess::impl(op_->socket);
+  if (impl.socket_ == detail::invalid_socket || !impl.reactor_data_) return;
+  // An end that came with the last octets in one wake-up raises no edge of its own: then
+  // the next wait ends at once, and the read finds it.
+  if (events_of(impl.reactor_data_) & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) return;
+  // Nothing of the reactor runs between the caller's read and this (one thread per
+  // io_context): an edge that comes later sets it again.
+  (impl.reactor_data_->*member(Speculative{}))[detail::reactor::read_op] = false;
+}
+
+void EdgeRead::wait() {
   Op& o = *op_;
   o.ec_ = boost::system::error_code();
   o.bytes_transferred_ = 0;
   o.pending = true;
   auto& impl = SocketAccess::impl(o.socket);
   if (impl.socket_ == detail::invalid_socket) {
-    // Closed: end as an asio read would.
+    // Closed: end as an asio wait would.
     o.ec_ = boost::asio::error::bad_descriptor;
     o.reactor.post_immediate_completion(&o, true);
     return;
   }
-  // Read at once when the last read filled the buffer or an edge came since; otherwise
-  // wait for the next edge, with no system call.
+  // Ends at once when the last read did not empty the socket or an edge came since;
+  // otherwise on the next edge, with no system call.
   o.reactor.start_op(detail::reactor::read_op, impl.socket_, impl.reactor_data_, &o, true, true);
 }
 
@@ -161,11 +146,12 @@ void EdgeRead::start() {
 
 struct EdgeRead::Op {};
 
-EdgeRead::EdgeRead(Socket&, char*, std::size_t, Done, void*) : op_(nullptr) {
+EdgeRead::EdgeRead(Socket&, Done, void*) : op_(nullptr) {
   throw std::logic_error("EdgeRead: not available with this Boost");
 }
 EdgeRead::~EdgeRead() = default;
-void EdgeRead::start() {}
+void EdgeRead::drained() {}
+void EdgeRead::wait() {}
 
 #endif
 

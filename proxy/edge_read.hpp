@@ -1,6 +1,6 @@
 #pragma once
-// A read for the relay that waits on the reactor's edge-triggered readiness with no system
-// call of its own.
+// A wait for the relay: until a socket has something to read, on the reactor's
+// edge-triggered readiness, with no system call of its own.
 //
 // Asio waits for a socket either with async_wait (an epoll_ctl(2) that re-arms the
 // descriptor, on every wait) or with async_read_some (a speculative recv(2) first, which
@@ -8,16 +8,18 @@
 // recv itself, and per relayed 1 KB message that is 8 of about 33 system calls. The
 // descriptor is registered edge-triggered once, so neither is needed: a read that returned
 // fewer octets than asked has emptied the socket, and any octet that arrives later raises
-// a new edge. EdgeRead is an Asio reactor operation that does the recv(2) itself and
-// reports such a short read as "done and exhausted": the reactor then queues the next read
-// without trying it, and performs it when the next edge comes. An edge that comes while no
-// read is queued makes the reactor try the next read at once, so nothing is missed.
+// a new edge. The relay reads by itself; after a short read it says so (drained()), and the
+// reactor then queues the next wait without trying it and ends it on the next edge. An
+// edge that comes while no wait is queued makes the reactor end the next wait at once, so
+// nothing is missed. The end of the stream that comes in the same wake-up as the last
+// octets raises no edge of its own: the registration asks for EPOLLRDHUP, and after a
+// wake-up that had it drained() leaves the next wait to end at once.
 //
 // It uses Asio's reactor interface (boost/asio/detail), which is internal: it is built
 // for the Boost versions whose epoll reactor it was checked against (1.81, Debian 12's),
 // and kEdgeRead is false elsewhere, where the relay waits with async_wait. Its completion
-// runs on whichever thread runs the io_context, not on a strand: the relay uses it only
-// with one thread.
+// runs on whichever thread runs the io_context, not on a strand: the relay runs each
+// io_context on one thread.
 #include <cstddef>
 
 #include <boost/asio/generic/stream_protocol.hpp>
@@ -35,23 +37,26 @@ namespace lockstep::proxy {
 
 inline constexpr bool kEdgeRead = LOCKSTEP_EDGE_READ != 0;
 
-// The reads of one direction of a relayed connection: at most one in flight.
+// The waits of one direction of a relayed connection: at most one in flight.
 class EdgeRead {
  public:
   using Socket = boost::asio::generic::stream_protocol::socket;
-  // Called when a read ends: n octets (n > 0, ec clear), or the end (ec set: eof, a
-  // reset, operation_aborted when the socket was closed).
-  using Done = void (*)(void* ctx, const boost::system::error_code& ec, std::size_t n);
+  // Called when a wait ends: the socket may be read (ec clear), or it was closed
+  // (operation_aborted) or is gone (bad_descriptor).
+  using Done = void (*)(void* ctx, const boost::system::error_code& ec);
 
-  // An operation of its own for `socket`, reading into buf[0, size).
-  EdgeRead(Socket& socket, char* buf, std::size_t size, Done done, void* ctx);
-  // A read still in flight is left to the reactor, which frees it when it ends.
+  // A wait of its own for `socket`; asks the reactor for EPOLLRDHUP too.
+  EdgeRead(Socket& socket, Done done, void* ctx);
+  // A wait still in flight is left to the reactor, which frees it when it ends.
   ~EdgeRead();
   EdgeRead(const EdgeRead&) = delete;
   EdgeRead& operator=(const EdgeRead&) = delete;
 
-  // Starts the next read. Its completion comes through the io_context, never from here.
-  void start();
+  // The last read emptied the socket (a short read, or EAGAIN): the next wait waits for
+  // the next edge, unless the last wake-up also brought the end of the stream.
+  void drained();
+  // Starts the next wait. Its completion comes through the io_context, never from here.
+  void wait();
 
   struct Op;  // the reactor operation (edge_read.cpp)
 

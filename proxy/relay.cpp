@@ -331,17 +331,17 @@ struct Proxy::Conn {
     Socket* from = nullptr;
     Socket* to = nullptr;
     Dir d = Dir::client;
-    std::size_t size = 0;
-    std::unique_ptr<char[]> buf;
+    std::size_t size = 0;                // octets read at a time
+    std::unique_ptr<char[]> pending;     // the rest of a write the socket did not take
     std::optional<EdgeRead> edge;
     void start(Conn* conn, Socket& f, Socket& t, Dir dir, std::size_t bufsize);
-    // With one thread: reads through an EdgeRead (edge_read.hpp), which waits for the
-    // next octet with no system call of its own. Otherwise reads while there is something
-    // to read, then waits until the socket is readable; recv(2) is called directly, so a
-    // wait does not try a read that would only say EAGAIN.
+    // Reads while there is something to read (recv(2) called directly, into the thread's
+    // read buffer), then waits until the socket is readable: with an EdgeRead
+    // (edge_read.hpp), on the next edge with no system call of its own; otherwise with
+    // async_wait.
     void go();
-    void received(const boost::system::error_code& ec, std::size_t n);  // an EdgeRead ended
-    bool pass(std::size_t n);  // false: the rest is being written, or the relay ended
+    void readable(const boost::system::error_code& ec);  // a wait ended
+    bool pass(const char* buf, std::size_t n);  // false: the rest is being written
     void ended(const boost::system::error_code& ec, bool writing);
     void failed(const std::exception& e);
     bool over = false;
@@ -402,28 +402,42 @@ struct Proxy::Conn {
   std::string decision_text;
 };
 
+namespace {
+// The relay's reads land in one buffer per thread: a read is passed on, checked and
+// recorded before its handler returns, so only the rest of a write the socket did not
+// take outlives it (Pump::pending). The memory a thread's connections read through stays
+// in its caches, and an idle connection holds no read buffer.
+char* read_buffer(std::size_t size) {
+  thread_local std::unique_ptr<char[]> buf;
+  thread_local std::size_t cap = 0;
+  if (cap < size) {
+    buf = std::make_unique_for_overwrite<char[]>(size);  // only the octets read are looked at
+    cap = size;
+  }
+  return buf.get();
+}
+}  // namespace
+
 void Proxy::Conn::Pump::start(Conn* conn, Socket& f, Socket& t, Dir dir, std::size_t bufsize) {
   c = conn;
   from = &f;
   to = &t;
   d = dir;
   size = bufsize;
-  // Not zero-filled: only the octets read are ever looked at (64 KiB of memset per
-  // connection and direction showed with a new connection per message).
-  buf = std::make_unique_for_overwrite<char[]>(size);
   if (kEdgeRead) {
     edge.emplace(
-        f, buf.get(), size,
-        [](void* pump, const boost::system::error_code& ec, std::size_t n) { static_cast<Pump*>(pump)->received(ec, n); },
-        this);
+        f, [](void* pump, const boost::system::error_code& ec) { static_cast<Pump*>(pump)->readable(ec); }, this);
   }
   go();
 }
 
-void Proxy::Conn::Pump::received(const boost::system::error_code& ec, std::size_t n) {
+void Proxy::Conn::Pump::readable(const boost::system::error_code& ec) {
+  if (!ec) {
+    go();
+    return;
+  }
   try {
-    if (ec) ended(ec, false);
-    else if (pass(n)) edge->start();
+    ended(ec, false);
   } catch (const std::exception& e) {
     failed(e);
   }
@@ -431,30 +445,30 @@ void Proxy::Conn::Pump::received(const boost::system::error_code& ec, std::size_
 
 void Proxy::Conn::Pump::go() {
   try {
-    if (edge) {
-      edge->start();
-      return;
-    }
+    char* const buf = read_buffer(size);
     // A bounded number of full reads, then the others get their turn.
     for (int round = 0; round < 16; ++round) {
-      const ssize_t n = sys_recv(from->native_handle(), buf.get(), size);
+      const ssize_t n = sys_recv(from->native_handle(), buf, size);
       if (n > 0) {
-        if (!pass(static_cast<std::size_t>(n))) return;
+        if (!pass(buf, static_cast<std::size_t>(n))) return;
         if (static_cast<std::size_t>(n) == size) continue;  // there may be more
-        // A short read emptied the socket. The wait asks whether it is readable now
-        // (asio re-arms the descriptor), so bytes that came meanwhile are not missed.
+        // A short read emptied the socket.
       } else if (n < 0 && errno == EINTR) {
         continue;
       } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        // Fall through to the wait.
+        // Empty: wait.
       } else {
         ended(n == 0 ? asio::error::eof : boost::system::error_code(errno, boost::system::system_category()), false);
         return;
       }
-      from->async_wait(asio::socket_base::wait_read, [this](const boost::system::error_code& ec) {
-        if (ec) ended(ec, false);
-        else go();
-      });
+      if (edge) {
+        edge->drained();
+        edge->wait();
+        return;
+      }
+      // The wait asks whether it is readable now (asio re-arms the descriptor), so bytes
+      // that came meanwhile are not missed.
+      from->async_wait(asio::socket_base::wait_read, [this](const boost::system::error_code& wait_ec) { readable(wait_ec); });
       return;
     }
     asio::post(c->strand, [this] { go(); });
@@ -468,18 +482,22 @@ void Proxy::Conn::Pump::failed(const std::exception& e) {
   if (!over) ended(asio::error::operation_aborted, false);
 }
 
-bool Proxy::Conn::Pump::pass(std::size_t n) {
+bool Proxy::Conn::Pump::pass(const char* buf, std::size_t n) {
   c->activity = std::chrono::steady_clock::now();
   // The bytes go on at once when the socket takes them (the usual case), then the engine
   // sees them: nothing else of this connection runs in between, so it still sees both
   // directions in the order the proxy read them, and checking and recording add no
   // latency.
-  const std::size_t sent = send_now(*to, buf.get(), n);
-  c->observe(d, std::string_view(buf.get(), n));
+  const std::size_t sent = send_now(*to, buf, n);
+  c->observe(d, std::string_view(buf, n));
   c->octets[d == Dir::client ? 0 : 1] += n;
   c->active();
   if (sent == n) return true;
-  asio::async_write(*to, asio::buffer(buf.get() + sent, n - sent),
+  // The rest waits in the pump's own buffer (the read buffer is the thread's), and no
+  // more is read until it is written: backpressure.
+  if (!pending) pending = std::make_unique_for_overwrite<char[]>(size);
+  std::memcpy(pending.get(), buf + sent, n - sent);
+  asio::async_write(*to, asio::buffer(pending.get(), n - sent),
                     [this](const boost::system::error_code& ec, std::size_t) {
                       if (ec) ended(ec, true);
                       else go();

@@ -266,6 +266,52 @@ TEST_CASE("a large message read a small buffer at a time arrives whole", "[proxy
   CHECK(px.sessions[0].errors == 0);
 }
 
+TEST_CASE("what a slow server does not take at once is kept and written whole, in order", "[proxy][backpressure]") {
+  // The server reads nothing for a while: the proxy's writes to it fill the socket and
+  // stop part-way, and the rest waits in the connection's own buffer while the thread's
+  // read buffer serves the other reads.
+  asio::io_context sio;
+  tcp::acceptor acc(sio, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  std::string got;
+  std::thread server([&] {
+    boost::system::error_code ec;
+    tcp::socket s(sio);
+    acc.accept(s, ec);
+    if (ec) return;
+    asio::write(s, asio::buffer(std::string("220 slow ready\r\n")), ec);
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    char b[65536];
+    for (;;) {
+      const std::size_t n = s.read_some(asio::buffer(b), ec);
+      if (ec) break;
+      got.append(b, n);
+    }
+  });
+  std::string sent = "LHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<x@y>\r\nDATA\r\n";
+  std::mt19937 rng(5);
+  while (sent.size() < (12u << 20)) sent += fmt::format("{:08x} {}\r\n", rng(), std::string(rng() % 200, 'k'));
+  sent += ".\r\nQUIT\r\n";
+  {
+    RunningProxy px("127.0.0.1:" + std::to_string(acc.local_endpoint().port()));
+    asio::io_context io;
+    tcp::socket s(io);
+    s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), px.port()));
+    std::string buf;
+    read_until(s, buf, "\r\n");
+    std::mt19937 wrng(9);
+    for (std::size_t i = 0; i < sent.size();) {  // writes of up to 256 KiB
+      const std::size_t n = std::min<std::size_t>(1 + wrng() % (256u << 10), sent.size() - i);
+      asio::write(s, asio::buffer(sent.data() + i, n));
+      i += n;
+    }
+    s.shutdown(tcp::socket::shutdown_send);
+    server.join();  // the server saw the end: every octet went through
+    px.stop();
+  }
+  CHECK(got.size() == sent.size());
+  CHECK(got == sent);
+}
+
 TEST_CASE("1,000 concurrent sessions through the proxy all complete", "[proxy][load]") {
   rlimit rl{};
   getrlimit(RLIMIT_NOFILE, &rl);
