@@ -114,12 +114,14 @@ EdgeRead::~EdgeRead() {
   else delete op_;
 }
 
-void EdgeRead::drained() {
+void EdgeRead::drained(bool octets) {
   auto& impl = SocketAccess::impl(op_->socket);
   if (impl.socket_ == detail::invalid_socket || !impl.reactor_data_) return;
   // An end that came with the last octets in one wake-up raises no edge of its own: then
-  // the next wait ends at once, and the read finds it.
-  if (events_of(impl.reactor_data_) & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) return;
+  // the next wait ends at once, and the read finds it. Only after octets: EAGAIN says no
+  // end is waiting (it would have read as one), and the events may be those of a closed
+  // socket whose registration this one reuses, which would make every wait end at once.
+  if (octets && (events_of(impl.reactor_data_) & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) return;
   // Nothing of the reactor runs between the caller's read and this (one thread per
   // io_context): an edge that comes later sets it again.
   (impl.reactor_data_->*member(Speculative{}))[detail::reactor::read_op] = false;

@@ -12,8 +12,8 @@
 // reactor then queues the next wait without trying it and ends it on the next edge. An
 // edge that comes while no wait is queued makes the reactor end the next wait at once, so
 // nothing is missed. The end of the stream that comes in the same wake-up as the last
-// octets raises no edge of its own: the registration asks for EPOLLRDHUP, and after a
-// wake-up that had it drained() leaves the next wait to end at once.
+// octets raises no edge of its own: the registration asks for EPOLLRDHUP, and a short
+// read after a wake-up that had it leaves the next wait to end at once.
 //
 // It uses Asio's reactor interface (boost/asio/detail), which is internal: it is built
 // for the Boost versions whose epoll reactor it was checked against (1.81, Debian 12's),
@@ -52,9 +52,10 @@ class EdgeRead {
   EdgeRead(const EdgeRead&) = delete;
   EdgeRead& operator=(const EdgeRead&) = delete;
 
-  // The last read emptied the socket (a short read, or EAGAIN): the next wait waits for
-  // the next edge, unless the last wake-up also brought the end of the stream.
-  void drained();
+  // The last read emptied the socket: a short read (octets true) or EAGAIN (false). The
+  // next wait waits for the next edge, unless the short read followed a wake-up that
+  // also brought the end of the stream.
+  void drained(bool octets);
   // Starts the next wait. Its completion comes through the io_context, never from here.
   void wait();
 

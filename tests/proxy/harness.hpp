@@ -3,6 +3,7 @@
 // and blocking LMTP client helpers.
 #include <catch2/catch.hpp>
 
+#include <poll.h>
 #include <sys/resource.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -13,7 +14,9 @@
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <atomic>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <sstream>
 #include <random>
@@ -77,6 +80,36 @@ struct RunningProxy {
   std::vector<std::pair<std::string, Finding>> live;
   std::vector<SessionResult> sessions;
   std::vector<std::thread::id> session_threads;
+};
+
+// A raw TCP server on its own thread: each accepted connection goes to `serve`, until the
+// server is destroyed (however the test ends). A connection `serve` leaves open is held,
+// silent, until then.
+struct RawServer {
+  explicit RawServer(std::function<void(tcp::socket&)> serve)
+      : acc(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)), thread([this, serve = std::move(serve)] {
+          while (!over) {
+            pollfd pfd{acc.native_handle(), POLLIN, 0};
+            if (::poll(&pfd, 1, 20) <= 0) continue;
+            boost::system::error_code ec;
+            tcp::socket s(io);
+            acc.accept(s, ec);
+            if (ec) continue;
+            serve(s);
+            if (s.is_open()) kept.push_back(std::move(s));
+          }
+        }) {}
+  ~RawServer() {
+    over = true;
+    thread.join();
+  }
+  std::string upstream() const { return "127.0.0.1:" + std::to_string(acc.local_endpoint().port()); }
+
+  asio::io_context io;
+  tcp::acceptor acc;
+  std::vector<tcp::socket> kept;  // used by the server's thread alone
+  std::atomic<bool> over{false};
+  std::thread thread;
 };
 
 inline std::string read_until(tcp::socket& s, std::string& buf, const std::string& end) {

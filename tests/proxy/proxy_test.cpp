@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
@@ -11,6 +12,7 @@
 #include <future>
 #include <map>
 
+#include <boost/asio/read.hpp>
 #include <fmt/format.h>
 
 #include "engine/jsonl.hpp"
@@ -181,33 +183,15 @@ TEST_CASE("with several threads, connections take turns on them, each relayed by
 TEST_CASE("a server's last reply and its close, come together, both reach the client", "[proxy][eof]") {
   // The server answers and closes at once, so the proxy is woken once for the octets and
   // the end: the end must not wait for a wake-up that never comes.
-  asio::io_context sio;
-  tcp::acceptor acc(sio, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   const std::string said = "220 x ready\r\n421 4.3.2 going away\r\n";
   constexpr int kRounds = 40;
-  std::atomic<bool> over{false};
-  std::thread server([&] {
-    while (!over) {
-      pollfd pfd{acc.native_handle(), POLLIN, 0};
-      if (::poll(&pfd, 1, 50) <= 0) continue;
-      boost::system::error_code ec;
-      tcp::socket s(sio);
-      acc.accept(s, ec);
-      if (ec) continue;
-      asio::write(s, asio::buffer(said), ec);
-      s.close(ec);
-    }
+  RawServer server([&](tcp::socket& s) {
+    boost::system::error_code ec;
+    asio::write(s, asio::buffer(said), ec);
+    s.close(ec);
   });
-  struct Stop {  // the server ends however the test does
-    std::atomic<bool>& over;
-    std::thread& t;
-    ~Stop() {
-      over = true;
-      t.join();
-    }
-  } stop{over, server};
   {
-    RunningProxy px("127.0.0.1:" + std::to_string(acc.local_endpoint().port()));
+    RunningProxy px(server.upstream());
     for (int i = 0; i < kRounds; ++i) {
       asio::io_context io;
       tcp::socket s(io);
@@ -310,6 +294,50 @@ TEST_CASE("what a slow server does not take at once is kept and written whole, i
   }
   CHECK(got.size() == sent.size());
   CHECK(got == sent);
+}
+
+TEST_CASE("connections waiting for a slow server cost no CPU, after others have come and gone", "[proxy][idle]") {
+  // Closed connections leave their reactor registrations to be reused, with the events of
+  // their last wake-up (a reset, a hang-up): a wait must not take those for a new edge.
+  std::atomic<bool> slow{false};
+  RawServer server([&](tcp::socket& s) {
+    if (slow) return;  // held open: the slow server says nothing on it
+    boost::system::error_code ec;
+    asio::write(s, asio::buffer(std::string("220 x\r\n")), ec);
+    const linger reset{1, 0};  // closes with a reset
+    ::setsockopt(s.native_handle(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    s.close(ec);
+  });
+  RunningProxy px(server.upstream(), {}, "127.0.0.1:0", 2);
+  asio::io_context io;
+  const auto ep = tcp::endpoint(asio::ip::make_address("127.0.0.1"), px.port());
+  for (int i = 0; i < 20; ++i) {  // connections that end with the server's reset
+    tcp::socket s(io);
+    s.connect(ep);
+    std::string buf;
+    boost::system::error_code ec;
+    asio::read(s, asio::dynamic_buffer(buf), ec);
+  }
+  for (int i = 0; i < 300 && px.session_count() < 20; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  slow = true;
+  std::vector<tcp::socket> waiting;
+  for (int i = 0; i < 20; ++i) {
+    waiting.emplace_back(io);
+    waiting.back().connect(ep);
+  }
+  auto cpu = [] {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000L + ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+  };
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // connected upstream
+  const long before = cpu();
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  const long used = cpu() - before;
+  // Waiting costs next to nothing; a wait that ends at once spins a thread (600 ms of it).
+  CHECK(used < 200000);
+  waiting.clear();
+  px.stop();
 }
 
 TEST_CASE("1,000 concurrent sessions through the proxy all complete", "[proxy][load]") {
