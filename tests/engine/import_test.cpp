@@ -181,23 +181,32 @@ TEST_CASE("a truncated Postfix log ends its sessions as cut-off captures without
 
 TEST_CASE("a 200 MB line without a line end in a recording is skipped in bounded memory", "[import][bad-input][limits]") {
   const std::string path = (std::filesystem::temp_directory_path() / "lockstep-test-longline.jsonl").string();
-  {
-    std::ofstream out(path, std::ios::binary);
-    out << jsonl_data(1, "1", Dir::server, "220 x ready\r\n");
-    out << "{\"t\":2,\"conn\":\"1\",\"ev\":\"data\",\"dir\":\"c\",\"data\":\"";
-    const std::string block(1 << 20, 'A');
-    for (int i = 0; i < 200; ++i) out << block;
-  }
-  rusage before{};
-  getrusage(RUSAGE_SELF, &before);
-  std::string err;
-  const auto evs = read_all(path, err);
-  rusage after{};
-  getrusage(RUSAGE_SELF, &after);
-  std::filesystem::remove(path);
-  CHECK(evs.size() == 1);
-  // The reader keeps at most its 8 MiB line cap (plus one 1 MiB block).
-  CHECK(after.ru_maxrss - before.ru_maxrss < 32 * 1024);
+  // The memory a read takes, in KiB: the growth of the process's high-water mark.
+  const auto growth = [&](int mib) {
+    {
+      std::ofstream out(path, std::ios::binary | std::ios::trunc);
+      out << jsonl_data(1, "1", Dir::server, "220 x ready\r\n");
+      out << "{\"t\":2,\"conn\":\"1\",\"ev\":\"data\",\"dir\":\"c\",\"data\":\"";
+      const std::string block(1 << 20, 'A');
+      for (int i = 0; i < mib; ++i) out << block;
+    }
+    rusage before{};
+    getrusage(RUSAGE_SELF, &before);
+    std::string err;
+    const auto evs = read_all(path, err);
+    rusage after{};
+    getrusage(RUSAGE_SELF, &after);
+    std::filesystem::remove(path);
+    CHECK(evs.size() == 1);
+    return after.ru_maxrss - before.ru_maxrss;
+  };
+  // The reader keeps its 8 MiB line cap and a window of the search; how much of a file
+  // mapping the kernel keeps resident besides varies, hence the room.
+  const long first = growth(50);
+  CHECK(first < 48 * 1024);
+  // A line four times as long takes no more: what is kept does not grow with the line.
+  const long second = growth(200);
+  CHECK(second < 8 * 1024);
 }
 
 namespace {
