@@ -109,6 +109,11 @@ EdgeRead::EdgeRead(Socket& socket, Done done, void* ctx) : op_(new Op(socket, do
   if (::epoll_ctl(op_->reactor.*member(EpollFd{}), EPOLL_CTL_MOD, impl.socket_, &ev) == 0) registered = ev.events;
 }
 
+void accepted(EdgeRead::Socket& socket) {
+  auto& impl = SocketAccess::impl(socket);
+  impl.state_ &= static_cast<detail::socket_ops::state_type>(~detail::socket_ops::possible_dup);
+}
+
 EdgeRead::~EdgeRead() {
   if (op_->pending) op_->orphan = true;
   else delete op_;
@@ -151,8 +156,9 @@ struct EdgeRead::Op {};
 EdgeRead::EdgeRead(Socket&, Done, void*) : op_(nullptr) {
   throw std::logic_error("EdgeRead: not available with this Boost");
 }
+void accepted(EdgeRead::Socket&) {}
 EdgeRead::~EdgeRead() = default;
-void EdgeRead::drained() {}
+void EdgeRead::drained(bool) {}
 void EdgeRead::wait() {}
 
 #endif

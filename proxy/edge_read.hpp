@@ -37,6 +37,12 @@ namespace lockstep::proxy {
 
 inline constexpr bool kEdgeRead = LOCKSTEP_EDGE_READ != 0;
 
+// A socket that came from accept(2) is the only descriptor of its file, but Asio, which
+// cannot know that, closes it with an EPOLL_CTL_DEL of its own. Saying so leaves the
+// removal to close(2), as for the sockets Asio opens itself. A no-op where kEdgeRead is
+// false.
+void accepted(boost::asio::generic::stream_protocol::socket& socket);
+
 // The waits of one direction of a relayed connection: at most one in flight.
 class EdgeRead {
  public:

@@ -577,11 +577,14 @@ void Proxy::accept_loop() {
   // io_contexts in turn.
   const unsigned k = next_io_++ % (1 + static_cast<unsigned>(more_.size()));
   asio::any_io_executor ex = k == 0 ? io_.get_executor() : more_[k - 1]->get_executor();
-  acceptor_->async_accept(ex, [this](boost::system::error_code ec, Socket s) {
+  // The client's address comes with the accept (no getpeername(2) later).
+  acceptor_->async_accept(ex, peer_, [this](boost::system::error_code ec, Socket s) {
     if (stopping_) return;
     if (!ec) {
       const std::string id = std::to_string(++next_id_);
+      accepted(s);
       auto c = std::make_shared<Conn>(this, s.get_executor(), id, std::move(s), opts_, recorder_.get(), hooks_);
+      c->client_text = opts_.listen.unix_socket ? std::string("unix") : endpoint_text(peer_, false, "?");
       {
         std::lock_guard lock(mu_);
         live_.insert(c);
@@ -612,8 +615,6 @@ void Proxy::serve(std::shared_ptr<Conn> c) {
 }
 
 void Proxy::open(const std::shared_ptr<Conn>& c) {
-  c->client_text =
-      opts_.listen.unix_socket ? std::string("unix") : endpoint_text(c->client.remote_endpoint(), false, "?");
   {
     SourceEvent ev;
     ev.kind = SourceEvent::Kind::open;

@@ -166,6 +166,7 @@ class Proxy {
   std::vector<std::unique_ptr<boost::asio::io_context>> more_;
   unsigned next_io_ = 0;
   std::unique_ptr<boost::asio::basic_socket_acceptor<boost::asio::generic::stream_protocol>> acceptor_;
+  boost::asio::generic::stream_protocol::endpoint peer_;  // the address of the connection being accepted
   boost::asio::generic::stream_protocol::endpoint upstream_;
   std::unique_ptr<Recorder> recorder_;
   std::atomic<std::uint64_t> next_id_{0};

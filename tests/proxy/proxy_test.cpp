@@ -42,6 +42,18 @@ TEST_CASE("the proxy relays every byte unchanged both ways and records what the 
   CHECK(got.find("220 fake.lab.test LMTP ready\r\n") == 0);
   CHECK(got.find("550 5.1.1 unknown user\r\n") != std::string::npos);
   CHECK(offline_rules(rec).empty());
+  // The opening event names both ends: the client's address as accepted, and the server.
+  std::string err;
+  auto src = open_source(rec, "auto", err);
+  REQUIRE(src);
+  SourceEvent ev;
+  std::vector<std::pair<std::string, std::string>> ends;
+  while (src->next(ev))
+    if (ev.kind == SourceEvent::Kind::open) ends.emplace_back(ev.a, ev.b);
+  REQUIRE(ends.size() == 1);
+  CHECK(ends[0].first.rfind("127.0.0.1:", 0) == 0);
+  CHECK(std::stoi(ends[0].first.substr(10)) > 0);
+  CHECK(ends[0].second == "127.0.0.1:" + std::to_string(server.port()));
   std::filesystem::remove(rec);
 }
 
