@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include <mutex>
+#include <optional>
 #include <utility>
 
 #include "cli/report.hpp"
@@ -74,19 +75,20 @@ int run_proxy(const ProxyCliOptions& o) {
     return color ? fmt::format("\x1b[{}m{}\x1b[0m", code, s) : s;
   };
   std::mutex out_mu;  // hooks run on several threads with --threads
-  // Lines go out once the handlers ready now have run, rather than a write(2) per line:
-  // under load one write carries many lines, and a line still waits only microseconds.
-  boost::asio::io_context* out_io = nullptr;  // set once the proxy exists
-  bool flush_due = false;                     // under out_mu
-  auto flush_soon = [&] {                     // called under out_mu
-    if (!out_io) {
+  // Lines go out together, at most kOutputDelay after the first of them was printed,
+  // rather than a write(2) per line: with a new connection every few hundred
+  // microseconds, a write per event-loop turn was one or two per connection.
+  constexpr auto kOutputDelay = std::chrono::milliseconds(20);
+  std::optional<boost::asio::steady_timer> out_timer;  // once the proxy exists
+  bool flush_due = false;                              // under out_mu
+  auto flush_soon = [&] {                              // called under out_mu
+    if (!out_timer) {
       std::fflush(stdout);
       return;
     }
     if (std::exchange(flush_due, true)) return;
-    // On the thread that printed (its own io_context), so no other thread is woken.
-    boost::asio::io_context* here = proxy::Proxy::current();
-    boost::asio::post(here ? *here : *out_io, [&] {
+    out_timer->expires_after(kOutputDelay);
+    out_timer->async_wait([&](const boost::system::error_code&) {
       std::lock_guard lock(out_mu);
       flush_due = false;
       std::fflush(stdout);
@@ -149,7 +151,11 @@ int run_proxy(const ProxyCliOptions& o) {
     if (stopped_hook) stopped_hook();
   };
   proxy::Proxy p(po, hooks);
-  out_io = &p.io();
+  out_timer.emplace(p.io());
+  struct DropTimer {  // before the proxy and its io_context go
+    std::optional<boost::asio::steady_timer>& t;
+    ~DropTimer() { t.reset(); }
+  } drop_timer{out_timer};
   std::unique_ptr<proxy::ControlServer> control;
   std::unique_ptr<web::UiServer> ui;
   try {

@@ -1056,17 +1056,6 @@ awaitable<void> transfer(std::shared_ptr<Proxy::Conn> c, Socket& from, Socket& t
 }
 }  // namespace
 
-namespace {
-thread_local asio::io_context* running = nullptr;  // Proxy::current()
-void run_here(asio::io_context& io) {
-  running = &io;
-  io.run();
-  running = nullptr;
-}
-}  // namespace
-
-asio::io_context* Proxy::current() { return running; }
-
 void Proxy::run() {
   // The other threads run until the first io_context has run out of work, which it does
   // only after the last connection is gone (Conn::hold).
@@ -1074,9 +1063,9 @@ void Proxy::run() {
   std::vector<std::thread> pool;
   for (auto& io : more_) {
     keep.push_back(asio::make_work_guard(*io));
-    pool.emplace_back([&io = *io] { run_here(io); });
+    pool.emplace_back([&io = *io] { io.run(); });
   }
-  run_here(io_);
+  io_.run();
   keep.clear();
   for (auto& t : pool) t.join();
 }

@@ -119,9 +119,6 @@ class Proxy {
   // The address actually bound (with the real port when 0 was asked).
   std::string local_address() const;
   boost::asio::io_context& io() { return io_; }
-  // The io_context the calling thread runs for the proxy, or null on other threads: a
-  // hook that wants something done soon posts it there, which wakes no other thread.
-  static boost::asio::io_context* current();
 
   // The faults new connections get. add_fault fails (false, `error` set) when the name is
   // taken; remove_fault returns whether it was there. Safe from any thread; open
