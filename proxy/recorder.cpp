@@ -339,14 +339,21 @@ void Recorder::flush_direct(Out& o, bool whole) {
     w.wait_idle(l);
     w.broken = false;
   }
-  // With nothing queued, the file is compared with what this recorder wrote (one fstat).
-  if (w.idle_now() && !resync(o)) {
+  // Whole pages go out by direct write, at offsets of their own.
+  const auto direct_due = [&] {
+    const std::size_t end = o.used / kPage * kPage, start = o.done / kPage * kPage;
+    return end > o.done && (!whole || end - start >= kDirectAtLeast);
+  };
+  // Before one, with nothing queued, the file is compared with what this recorder wrote
+  // (one fstat). An append alone needs no check: O_APPEND puts it at the end whatever
+  // became of the file, and the next direct write checks first.
+  if (direct_due() && w.idle_now() && !resync(o)) {
     stop_direct(o);
     return;
   }
   reserve_blocks(o);
   const std::size_t end = o.used / kPage * kPage, start = o.done / kPage * kPage;
-  if (end > o.done && (!whole || end - start >= kDirectAtLeast)) {
+  if (direct_due()) {
     Buffer next = w.take_block();
     if (next.cap < o.used - end) next.grow(o.used - end, 0);
     std::memcpy(next.data(), o.buf.data() + end, o.used - end);
