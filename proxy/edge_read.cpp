@@ -114,6 +114,21 @@ void accepted(EdgeRead::Socket& socket) {
   impl.state_ &= static_cast<detail::socket_ops::state_type>(~detail::socket_ops::possible_dup);
 }
 
+void before_connect(EdgeRead::Socket& socket) {
+  auto& impl = SocketAccess::impl(socket);
+  if (impl.socket_ == detail::invalid_socket || !impl.reactor_data_) return;
+  std::uint32_t& registered = impl.reactor_data_->*member(Registered{});
+  // The connect's call registers the events as recorded here, EPOLLOUT added.
+  if (registered != 0 && !(registered & EPOLLOUT)) registered |= EPOLLRDHUP;
+}
+
+void after_connect(EdgeRead::Socket& socket) {
+  auto& impl = SocketAccess::impl(socket);
+  if (impl.socket_ == detail::invalid_socket || !impl.reactor_data_) return;
+  std::uint32_t& registered = impl.reactor_data_->*member(Registered{});
+  if (!(registered & EPOLLOUT)) registered &= ~static_cast<std::uint32_t>(EPOLLRDHUP);
+}
+
 EdgeRead::~EdgeRead() {
   if (op_->pending) op_->orphan = true;
   else delete op_;
@@ -157,6 +172,8 @@ EdgeRead::EdgeRead(Socket&, Done, void*) : op_(nullptr) {
   throw std::logic_error("EdgeRead: not available with this Boost");
 }
 void accepted(EdgeRead::Socket&) {}
+void before_connect(EdgeRead::Socket&) {}
+void after_connect(EdgeRead::Socket&) {}
 EdgeRead::~EdgeRead() = default;
 void EdgeRead::drained(bool) {}
 void EdgeRead::wait() {}

@@ -43,6 +43,13 @@ inline constexpr bool kEdgeRead = LOCKSTEP_EDGE_READ != 0;
 // false.
 void accepted(boost::asio::generic::stream_protocol::socket& socket);
 
+// Around an async_connect: a connect that does not complete at once makes an
+// epoll_ctl(2) of its own (adding EPOLLOUT), which then asks for EPOLLRDHUP as well and
+// spares EdgeRead its own. after_connect() takes the request back when no such call was
+// made, and EdgeRead then makes its own. No-ops where kEdgeRead is false.
+void before_connect(boost::asio::generic::stream_protocol::socket& socket);
+void after_connect(boost::asio::generic::stream_protocol::socket& socket);
+
 // The waits of one direction of a relayed connection: at most one in flight.
 class EdgeRead {
  public:

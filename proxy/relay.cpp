@@ -642,8 +642,10 @@ void Proxy::open(const std::shared_ptr<Conn>& c) {
     boost::system::error_code ig;
     c->upstream.close(ig);
   });
+  before_connect(c->upstream);
   c->upstream.async_connect(upstream_, [this, c](boost::system::error_code connect_ec) {
     try {
+      after_connect(c->upstream);
       c->connecting = false;
       c->watchdog.cancel();
       if (c->connect_timed_out) connect_ec = asio::error::timed_out;
