@@ -204,9 +204,11 @@ TEST_CASE("a 200 MB line without a line end in a recording is skipped in bounded
   // mapping the kernel keeps resident besides varies, hence the room.
   const long first = growth(50);
   CHECK(first < 48 * 1024);
-  // A line four times as long takes no more: what is kept does not grow with the line.
+  // A line four times as long takes no more room. (An allocator that holds freed memory
+  // back, as ASan's does, gives each read a working set of its own; a read that kept the
+  // line would take 150 MB more.)
   const long second = growth(200);
-  CHECK(second < 8 * 1024);
+  CHECK(second < 48 * 1024);
 }
 
 namespace {
