@@ -8,10 +8,12 @@
 #include <condition_variable>
 #include <deque>
 #include <thread>
+#include <utility>
 #include <vector>
 #include <cerrno>
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -339,21 +341,22 @@ void Recorder::flush_direct(Out& o, bool whole) {
     w.wait_idle(l);
     w.broken = false;
   }
-  // Whole pages go out by direct write, at offsets of their own.
-  const auto direct_due = [&] {
+  // The whole pages a direct write takes now, [start, end) of the buffer; end 0 when there
+  // are none, or a whole flush has too few (they go through the page cache with the rest).
+  const auto direct_pages = [&]() -> std::pair<std::size_t, std::size_t> {
     const std::size_t end = o.used / kPage * kPage, start = o.done / kPage * kPage;
-    return end > o.done && (!whole || end - start >= kDirectAtLeast);
+    if (end > o.done && (!whole || end - start >= kDirectAtLeast)) return {start, end};
+    return {0, 0};
   };
-  // Before one, with nothing queued, the file is compared with what this recorder wrote
-  // (one fstat). An append alone needs no check: O_APPEND puts it at the end whatever
-  // became of the file, and the next direct write checks first.
-  if (direct_due() && w.idle_now() && !resync(o)) {
+  // Before a direct write, with nothing queued, the file is compared with what this
+  // recorder wrote (one fstat). An append alone needs no check: O_APPEND puts it at the
+  // end whatever became of the file, and the next direct write checks first.
+  if (direct_pages().second && w.idle_now() && !resync(o)) {
     stop_direct(o);
     return;
   }
   reserve_blocks(o);
-  const std::size_t end = o.used / kPage * kPage, start = o.done / kPage * kPage;
-  if (direct_due()) {
+  if (const auto [start, end] = direct_pages(); end) {
     Buffer next = w.take_block();
     if (next.cap < o.used - end) next.grow(o.used - end, 0);
     std::memcpy(next.data(), o.buf.data() + end, o.used - end);

@@ -446,11 +446,9 @@ void Proxy::Conn::Pump::readable(const boost::system::error_code& ec) {
 void Proxy::Conn::Pump::go() {
   try {
     char* const buf = read_buffer(size);
-    bool got = false;  // the last read brought octets
     // A bounded number of full reads, then the others get their turn.
     for (int round = 0; round < 16; ++round) {
       const ssize_t n = sys_recv(from->native_handle(), buf, size);
-      got = n > 0;
       if (n > 0) {
         if (!pass(buf, static_cast<std::size_t>(n))) return;
         if (static_cast<std::size_t>(n) == size) continue;  // there may be more
@@ -464,7 +462,7 @@ void Proxy::Conn::Pump::go() {
         return;
       }
       if (edge) {
-        edge->drained(got);
+        edge->drained(n > 0);
         edge->wait();
         return;
       }
