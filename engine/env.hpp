@@ -4,7 +4,7 @@
 
 namespace lockstep {
 
-// True when `name` is set to anything but empty or "0" (LOCKSTEP_NO_MMAP=1 ...).
+// True when `name` is set to anything but empty or "0" (LOCKSTEP_MMAP=1 ...).
 inline bool env_switch(const char* name) {
   const char* e = std::getenv(name);
   return e && *e && *e != '0';

@@ -9,7 +9,6 @@
 
 #include <fmt/format.h>
 
-#include "engine/env.hpp"
 
 #if defined(__linux__) || defined(__APPLE__) || defined(__FreeBSD__)
 #include <sys/mman.h>
@@ -95,6 +94,12 @@ LineReader::LineReader(std::FILE* f, std::size_t cap, bool map) : f_(f), cap_(ca
   if (!(map && map_file())) {
     buf_.resize(kBlock);
     data_ = buf_.data();
+#if defined(LOCKSTEP_MAPPED_READS)
+    struct stat st {};
+    const int fd = ::fileno(f_);
+    regular_ = fd >= 0 && ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    if (regular_) size_seen_ = static_cast<std::uint64_t>(st.st_size);
+#endif
   }
 }
 
@@ -110,7 +115,6 @@ LineReader::~LineReader() {
 // Maps the whole file when it is a regular one read from its start.
 bool LineReader::map_file() {
 #if defined(LOCKSTEP_MAPPED_READS)
-  if (env_switch("LOCKSTEP_NO_MMAP")) return false;
   const int fd = ::fileno(f_);
   struct stat st {};
   if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) return false;
@@ -191,13 +195,33 @@ std::string LineReader::error_text() const {
 }
 
 bool LineReader::fill() {
-  if (map_) return false;
-  if (eof_) return false;
+  if (map_ || shrank_) return false;
+  if (eof_) {
+    // A regular file may have grown since: it is read on. Anything else has ended (a
+    // terminal would wait for more).
+    if (!regular_ || error_) return false;
+    std::clearerr(f_);
+  }
   end_ = std::fread(buf_.data(), 1, buf_.size(), f_);
   pos_ = 0;
+  read_ += end_;
   if (end_ == 0) {
     eof_ = true;
     if (std::ferror(f_)) error_ = true;
+#if defined(LOCKSTEP_MAPPED_READS)
+    // A file now shorter than it was, or than what was read of it, was cut under the
+    // reader (a log rotated by truncation): the reading ends with an error, not with the
+    // cut line.
+    struct stat st {};
+    if (regular_ && ::fstat(::fileno(f_), &st) == 0) {
+      const auto now = static_cast<std::uint64_t>(st.st_size);
+      if (now < std::max(read_, size_seen_)) {
+        shrank_ = true;
+        shrank_at_ = now;
+      }
+      size_seen_ = std::max(size_seen_, now);
+    }
+#endif
     return false;
   }
   return true;
@@ -216,7 +240,7 @@ bool LineReader::next(std::string_view& line) {
   std::uint64_t total = 0;
   for (;;) {
     if (pos_ >= end_ && !fill()) {
-      if (!spanning) return false;
+      if (!spanning || shrank_) return false;
       ++lineno_;
       line = long_;
       return true;  // the last line had no LF
@@ -291,7 +315,12 @@ bool LineReader::next_mapped(std::string_view& line) {
 
 std::string_view LineReader::ahead(std::size_t max) {
   truncated_ = false;
-  if (!map_ || pos_ >= end_ || !check_intact()) return {};
+  if (!map_) {
+    // The rest of the block: a line that goes on past it is left to next().
+    if (pos_ >= end_ && !fill()) return {};
+    return {data_ + pos_, std::min({end_ - pos_, cap_ + 1, max})};
+  }
+  if (pos_ >= end_ || !check_intact()) return {};
   release_behind();
   return {map_ + pos_, std::min({end_ - pos_, cap_ + 1, max})};
 }

@@ -2,11 +2,14 @@
 // Reads a file line by line, with a cap on the length of a line, so a file of any size
 // or shape is read in constant memory.
 //
-// A regular file is mapped into memory and its lines are handed out where they lie: no
-// copy, and pages already read are let go as the reading moves on, so the resident
-// memory stays small. A file that shrinks while it is read (a log rotated by
-// truncation) ends the reading with an error instead of a crash; one that grows is read
-// on. Anything else (a pipe, standard input, a memory stream) is read in 1 MiB blocks.
+// A file is read in 1 MiB blocks, and a line that lies whole in its block is handed out
+// where it lies. A regular file may instead be mapped into memory (`map`): no copy, and
+// pages already read are let go as the reading moves on. Which is faster depends on the
+// machine: a copy into a block that stays in the CPU's cache costs less than a page fault
+// on a virtual machine whose page faults are dear (bench/README.md), so blocks are the
+// default. Either way, a regular file that shrinks while it is read (a log rotated by
+// truncation) ends the reading with an error instead of a crash, and one that grows is
+// read on.
 #include <cstdint>
 #include <cstdio>
 #include <string>
@@ -17,8 +20,8 @@ namespace lockstep {
 class LineReader {
  public:
   // `f` stays owned by the caller. Lines longer than `cap` are returned cut, with
-  // truncated() set. `map`: map a regular file (off: always read in blocks).
-  explicit LineReader(std::FILE* f, std::size_t cap = 8u << 20, bool map = true);
+  // truncated() set. `map`: map a regular file (off: read in blocks).
+  explicit LineReader(std::FILE* f, std::size_t cap = 8u << 20, bool map = false);
   ~LineReader();
   LineReader(const LineReader&) = delete;
   LineReader& operator=(const LineReader&) = delete;
@@ -35,10 +38,10 @@ class LineReader {
   std::string error_text() const;
   bool mapped() const { return map_ != nullptr; }
 
-  // For a reader that finds the end of its line itself, in a mapped file (a parser that
-  // stops at the LF, sparing a search of the line before it is parsed): the unread input
-  // where it lies, at most `max` octets (and at most the cap and one more); empty when
-  // the file is not mapped or nothing is left to read without next(). A reader that
+  // For a reader that finds the end of its line itself (a parser that stops at the LF,
+  // sparing a search of the line before it is parsed): the unread input where it lies (in
+  // the mapping, or the rest of the block), at most `max` octets (and at most the cap and
+  // one more); empty when nothing is left to read without next(). A reader that
   // found a line in it hands its length, LF included, to take(); one that did not reads
   // that line with next(). `max` bounds what a reader may hold of a line that turns out
   // longer (it falls back to next(), which skips what is beyond the cap unread).
@@ -64,6 +67,9 @@ class LineReader {
   std::size_t pos_ = 0, end_ = 0;
   std::string long_;  // a line that spans blocks
   bool eof_ = false, truncated_ = false, error_ = false, shrank_ = false;
+  bool regular_ = false;   // read in blocks from a regular file
+  std::uint64_t read_ = 0;  // octets read in blocks so far
+  std::uint64_t size_seen_ = 0;  // the largest size the file was seen to have
   std::uint64_t lineno_ = 0;
   // The mapping: its start, length, the guard slot that catches a shrink, and how far
   // the pages behind the reading have been let go.

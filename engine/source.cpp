@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "engine/env.hpp"
+
 namespace lockstep {
 
 namespace {
@@ -66,7 +68,8 @@ std::unique_ptr<Source> open_source(const std::string& path, const std::string& 
     return nullptr;
   }
   std::unique_ptr<std::FILE, FileCloser> f(raw);
-  auto reader = std::make_unique<LineReader>(raw);
+  // LOCKSTEP_MMAP=1 maps a regular file instead of reading it in blocks.
+  auto reader = std::make_unique<LineReader>(raw, std::size_t{8} << 20, env_switch("LOCKSTEP_MMAP"));
   const std::string_view head = reader->peek();
   if (reader->error()) {
     error = fmt::format("cannot read {}: {}", path, std::strerror(errno));

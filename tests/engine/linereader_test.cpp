@@ -99,36 +99,44 @@ TEST_CASE("an empty file and a memory stream are read in blocks", "[reader]") {
   std::fclose(m);
 }
 
-TEST_CASE("a mapped file that grows while it is read is read to its new end", "[reader]") {
-  TempPath f("first\nsecond");
-  std::FILE* fp = std::fopen(f.path.c_str(), "rb");
-  REQUIRE(fp);
-  {
-    LineReader in(fp);
-    REQUIRE(in.mapped());
-    std::string_view l;
-    REQUIRE(in.next(l));
-    CHECK(l == "first");
-    std::ofstream(f.path, std::ios::binary | std::ios::app) << " half\nthird\n";
-    REQUIRE(in.next(l));
-    CHECK(l == "second half");
-    REQUIRE(in.next(l));
-    CHECK(l == "third");
-    CHECK_FALSE(in.next(l));
-    CHECK_FALSE(in.error());
+TEST_CASE("a file that grows while it is read is read to its new end, mapped or in blocks", "[reader]") {
+  for (const bool map : {true, false}) {
+    INFO("mapped " << map);
+    TempPath f("first\nsecond");
+    std::FILE* fp = std::fopen(f.path.c_str(), "rb");
+    REQUIRE(fp);
+    {
+      LineReader in(fp, 8u << 20, map);
+      REQUIRE(in.mapped() == map);
+      std::string_view l;
+      REQUIRE(in.next(l));
+      CHECK(l == "first");
+      std::ofstream(f.path, std::ios::binary | std::ios::app) << " half\nthird\n";
+      REQUIRE(in.next(l));
+      CHECK(l == "second half");
+      REQUIRE(in.next(l));
+      CHECK(l == "third");
+      CHECK_FALSE(in.next(l));
+      CHECK_FALSE(in.error());
+    }
+    std::fclose(fp);
   }
-  std::fclose(fp);
 }
 
 TEST_CASE("a recording truncated while it is checked ends with an error, not a crash", "[reader][bad-input]") {
-  // Several MiB of events, so pages beyond the cut are not yet read when it happens.
+  // Several MiB of events, so pages or blocks beyond the cut are not yet read when it
+  // happens; mapped (LOCKSTEP_MMAP=1) and read in blocks (the default).
+  const bool map = GENERATE(true, false);
+  INFO("mapped " << map);
   std::string rec = jsonl_meta(1, "test");
   const std::string body(2000, 'x');
   int n = 0;
   while (rec.size() < (6u << 20)) rec += jsonl_data(++n, "1", Dir::client, body + "\r\n");
   TempPath f(rec);
   std::string err;
+  if (map) ::setenv("LOCKSTEP_MMAP", "1", 1);
   auto src = open_source(f.path, "jsonl", err);
+  ::unsetenv("LOCKSTEP_MMAP");
   REQUIRE(src);
   SourceEvent ev;
   int read = 0;
@@ -145,42 +153,35 @@ TEST_CASE("a recording truncated while it is checked ends with an error, not a c
 
 TEST_CASE("a reader that finds its own line ends takes lines from what lies ahead", "[reader]") {
   TempPath f("one\ntwo\r\nthree\n" + std::string(100, 'x') + "\nlast");
-  std::FILE* fp = std::fopen(f.path.c_str(), "rb");
-  REQUIRE(fp);
-  {
-    LineReader in(fp, 50);
-    REQUIRE(in.mapped());
-    std::string_view l;
-    // The input where it lies, bounded by `max` and by the cap and one octet.
-    CHECK(in.ahead(2) == "on");
-    REQUIRE(in.ahead(1000).substr(0, 8) == "one\ntwo\r");
-    REQUIRE(in.take(4));
-    CHECK(in.line_number() == 1);
-    CHECK(in.ahead(1000).substr(0, 5) == "two\r\n");
-    REQUIRE(in.take(5));
-    // Taken and read lines follow each other.
-    REQUIRE(in.next(l));
-    CHECK(l == "three");
-    CHECK(in.line_number() == 3);
-    CHECK(in.ahead(1000) == std::string(51, 'x'));
-    REQUIRE(in.next(l));  // the overlong line is read, cut, by next()
-    CHECK(in.truncated());
-    CHECK(in.ahead(1000) == "last");
-    REQUIRE(in.take(4));
-    CHECK(in.ahead(1000).empty());
-    CHECK_FALSE(in.next(l));
-    CHECK_FALSE(in.error());
+  // From the mapping and from the block alike.
+  for (const bool map : {true, false}) {
+    INFO("mapped " << map);
+    std::FILE* fp = std::fopen(f.path.c_str(), "rb");
+    REQUIRE(fp);
+    {
+      LineReader in(fp, 50, map);
+      REQUIRE(in.mapped() == map);
+      std::string_view l;
+      // The input where it lies, bounded by `max` and by the cap and one octet.
+      CHECK(in.ahead(2) == "on");
+      REQUIRE(in.ahead(1000).substr(0, 8) == "one\ntwo\r");
+      REQUIRE(in.take(4));
+      CHECK(in.line_number() == 1);
+      CHECK(in.ahead(1000).substr(0, 5) == "two\r\n");
+      REQUIRE(in.take(5));
+      // Taken and read lines follow each other.
+      REQUIRE(in.next(l));
+      CHECK(l == "three");
+      CHECK(in.line_number() == 3);
+      CHECK(in.ahead(1000) == std::string(51, 'x'));
+      REQUIRE(in.next(l));  // the overlong line is read, cut, by next()
+      CHECK(in.truncated());
+      CHECK(in.ahead(1000) == "last");
+      REQUIRE(in.take(4));
+      CHECK(in.ahead(1000).empty());
+      CHECK_FALSE(in.next(l));
+      CHECK_FALSE(in.error());
+    }
+    std::fclose(fp);
   }
-  std::fclose(fp);
-  // Read in blocks, nothing lies ahead: every line comes from next().
-  std::FILE* fb = std::fopen(f.path.c_str(), "rb");
-  REQUIRE(fb);
-  {
-    LineReader in(fb, 50, false);
-    CHECK(in.ahead(1000).empty());
-    std::string_view l;
-    REQUIRE(in.next(l));
-    CHECK(l == "one");
-  }
-  std::fclose(fb);
 }
