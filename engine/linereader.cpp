@@ -9,7 +9,6 @@
 
 #include <fmt/format.h>
 
-
 #if defined(__linux__) || defined(__APPLE__) || defined(__FreeBSD__)
 #include <sys/mman.h>
 #include <sys/stat.h>
