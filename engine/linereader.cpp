@@ -96,8 +96,7 @@ LineReader::LineReader(std::FILE* f, std::size_t cap, bool map) : f_(f), cap_(ca
 #if defined(LOCKSTEP_MAPPED_READS)
     struct stat st {};
     const int fd = ::fileno(f_);
-    regular_ = fd >= 0 && ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-    if (regular_) size_seen_ = static_cast<std::uint64_t>(st.st_size);
+    if (fd >= 0 && ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) size_seen_ = static_cast<std::uint64_t>(st.st_size);
 #endif
   }
 }
@@ -194,13 +193,7 @@ std::string LineReader::error_text() const {
 }
 
 bool LineReader::fill() {
-  if (map_ || shrank_) return false;
-  if (eof_) {
-    // A regular file may have grown since: it is read on. Anything else has ended (a
-    // terminal would wait for more).
-    if (!regular_ || error_) return false;
-    std::clearerr(f_);
-  }
+  if (map_ || eof_) return false;
   end_ = std::fread(buf_.data(), 1, buf_.size(), f_);
   pos_ = 0;
   read_ += end_;
@@ -212,13 +205,12 @@ bool LineReader::fill() {
     // reader (a log rotated by truncation): the reading ends with an error, not with the
     // cut line.
     struct stat st {};
-    if (regular_ && ::fstat(::fileno(f_), &st) == 0) {
+    if (::fstat(::fileno(f_), &st) == 0 && S_ISREG(st.st_mode)) {
       const auto now = static_cast<std::uint64_t>(st.st_size);
       if (now < std::max(read_, size_seen_)) {
         shrank_ = true;
         shrank_at_ = now;
       }
-      size_seen_ = std::max(size_seen_, now);
     }
 #endif
     return false;
@@ -314,14 +306,15 @@ bool LineReader::next_mapped(std::string_view& line) {
 
 std::string_view LineReader::ahead(std::size_t max) {
   truncated_ = false;
-  if (!map_) {
-    // The rest of the block: a line that goes on past it is left to next().
-    if (pos_ >= end_ && !fill()) return {};
-    return {data_ + pos_, std::min({end_ - pos_, cap_ + 1, max})};
+  if (map_) {
+    if (pos_ >= end_ || !check_intact()) return {};
+    release_behind();
+  } else if (pos_ >= end_ && !fill()) {
+    return {};
   }
-  if (pos_ >= end_ || !check_intact()) return {};
-  release_behind();
-  return {map_ + pos_, std::min({end_ - pos_, cap_ + 1, max})};
+  // The rest of the mapping or of the block (a line that goes on past the block is left
+  // to next()).
+  return {data_ + pos_, std::min({end_ - pos_, cap_ + 1, max})};
 }
 
 bool LineReader::take(std::size_t n) {

@@ -67,9 +67,9 @@ class LineReader {
   std::size_t pos_ = 0, end_ = 0;
   std::string long_;  // a line that spans blocks
   bool eof_ = false, truncated_ = false, error_ = false, shrank_ = false;
-  bool regular_ = false;   // read in blocks from a regular file
-  std::uint64_t read_ = 0;  // octets read in blocks so far
-  std::uint64_t size_seen_ = 0;  // the largest size the file was seen to have
+  // Read in blocks: the octets read so far, and the size of a regular file when opened
+  // (a file found shorter than either at the end was cut under the reader).
+  std::uint64_t read_ = 0, size_seen_ = 0;
   std::uint64_t lineno_ = 0;
   // The mapping: its start, length, the guard slot that catches a shrink, and how far
   // the pages behind the reading have been let go.

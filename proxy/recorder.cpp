@@ -13,7 +13,6 @@
 #include <cerrno>
 #include <algorithm>
 #include <cstring>
-#include <utility>
 
 #include <fmt/format.h>
 

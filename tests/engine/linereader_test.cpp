@@ -1,5 +1,5 @@
-// The line reader: a mapped file and a file read in blocks give the same lines; a
-// mapped file that grows is read on, one that shrinks ends the reading with an error.
+// The line reader: a mapped file and a file read in blocks give the same lines; either
+// way, a file that grows is read on, one that shrinks ends the reading with an error.
 #include <catch2/catch.hpp>
 
 #include <cstdio>
@@ -148,6 +148,7 @@ TEST_CASE("a recording truncated while it is checked ends with an error, not a c
     REQUIRE(ev.bytes.size() == body.size() + 2);  // no line of zeros from beyond the cut
   }
   CHECK(read < n);
+  CHECK(src->skipped_lines == 0);  // nor the half line the cut left, as if the file ended there
   CHECK(src->error().find("shrank to 1048576 bytes") != std::string::npos);
 }
 
