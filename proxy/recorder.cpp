@@ -297,13 +297,16 @@ char* Recorder::reserve(Out& o, std::size_t n) {
   return o.buf.data() + o.used;
 }
 
+bool Recorder::reserve_due(const Out& o) { return o.prealloc && o.size + (o.used - o.done) > o.reserved; }
+
 void Recorder::reserve_blocks(Out& o) {
-  if (!o.prealloc || o.size + (o.used - o.done) <= o.reserved) return;
+  if (!reserve_due(o)) return;
   const std::uint64_t now = file_size(o.fd);
   if (now != ~std::uint64_t{0}) o.size = now;
   const std::uint64_t want = o.size + std::max<std::uint64_t>(kReserveStep, o.used);
   // Not every file system can (tmpfs can, some network ones cannot): then plain appends.
   o.tried = true;
+  ++o.reservations;
   if (::fallocate(o.fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(o.size), static_cast<off_t>(want - o.size)) == 0)
     o.reserved = want;
   else
@@ -347,14 +350,20 @@ void Recorder::flush_direct(Out& o, bool whole) {
     if (end > o.done && (!whole || end - start >= kDirectAtLeast)) return {start, end};
     return {0, 0};
   };
-  // Before a direct write, with nothing queued, the file is compared with what this
-  // recorder wrote (one fstat). An append alone needs no check: O_APPEND puts it at the
-  // end whatever became of the file, and the next direct write checks first.
-  if (direct_pages().second && w.idle_now() && !resync(o)) {
+  // Before a direct write or a reservation, with nothing queued, the file is compared
+  // with what this recorder wrote (one fstat). An append alone needs no check: O_APPEND
+  // puts it at the end whatever became of the file, and the next direct write checks
+  // first. Blocks are reserved only then: in direct mode the recorder's idea of the
+  // file's length is where its writes go, and a reservation measured from a file cut
+  // short by a rotation would leave that idea past the reserved blocks, so that every
+  // later flush reserved again (each reservation walks the file's extents: a recording
+  // cut while it was written in blocks made a relay spend most of its time there).
+  const bool idle = w.idle_now();
+  if (idle && (direct_pages().second || reserve_due(o)) && !resync(o)) {
     stop_direct(o);
     return;
   }
-  reserve_blocks(o);
+  if (idle) reserve_blocks(o);
   if (const auto [start, end] = direct_pages(); end) {
     Buffer next = w.take_block();
     if (next.cap < o.used - end) next.grow(o.used - end, 0);
@@ -490,6 +499,11 @@ void Recorder::reopen() {
 bool Recorder::direct() const {
   std::lock_guard lock(mu_);
   return main_.direct >= 0;
+}
+
+std::uint64_t Recorder::reservations() const {
+  std::lock_guard lock(mu_);
+  return main_.reservations;
 }
 
 std::string Recorder::error() const {

@@ -43,6 +43,9 @@ class Recorder {
   std::string error() const;
   // Whether the single file is written past the page cache (O_DIRECT) now.
   bool direct() const;
+  // How many times the single file's blocks were reserved ahead (fallocate) since the
+  // recorder was opened; a reservation walks the file's extents, so it must stay rare.
+  std::uint64_t reservations() const;
 
  private:
   Recorder() = default;
@@ -66,12 +69,14 @@ class Recorder {
     // file has blocks.
     bool prealloc = false, tried = false;  // tried: fallocate ran (it may have kept blocks)
     std::uint64_t size = 0, reserved = 0;  // size: the file's length as this recorder wrote it
+    std::uint64_t reservations = 0;        // fallocate calls
   };
   static void close_out(Out& o);  // gives back the unused reserved space, closes the file
   Out* out_for(std::string_view conn);  // null when its file cannot be opened
   static char* reserve(Out& o, std::size_t n);
   void start_direct(Out& o, const std::string& path);  // direct mode when the file system can
   void flush_direct(Out& o, bool whole);
+  static bool reserve_due(const Out& o);  // the writes go past the reserved blocks
   static void reserve_blocks(Out& o);  // reserves the file's blocks ahead of its end (fallocate)
   void wait_written();  // until the writer thread has written everything queued
   static void stop_direct(Out& o);

@@ -591,6 +591,44 @@ TEST_CASE("a single-file recording reserves its blocks ahead while open and give
   std::filesystem::remove(moved);
 }
 
+TEST_CASE("a recording cut short by a rotation while written in blocks reserves its blocks once, not at every flush",
+          "[proxy][record]") {
+  const std::string rec = temp_path("cut.jsonl");
+  std::filesystem::remove(rec);
+  // The recorder appends to a file of 40 MiB (sparse), more than one reservation ahead.
+  {
+    const int fd = ::open(rec.c_str(), O_WRONLY | O_CREAT, 0644);
+    REQUIRE(fd >= 0);
+    REQUIRE(::ftruncate(fd, 40 << 20) == 0);
+    ::close(fd);
+  }
+  std::string err;
+  auto r = proxy::Recorder::open(rec, err);
+  REQUIRE(r);
+  if (!r->direct()) WARN("this file system takes no O_DIRECT writes: only the page-cache path is checked");
+  // A copytruncate rotation, then small flushes (appends through the page cache, each
+  // less than a page): the file is far shorter than where the recorder's blocks would go.
+  REQUIRE(::truncate(rec.c_str(), 0) == 0);
+  std::string expect;
+  for (Time t = 1; t <= 60; ++t) {
+    const std::string bytes(200, static_cast<char>('a' + t % 26));
+    r->data("1", t, Dir::client, bytes);
+    expect += jsonl_data(t, "1", Dir::client, bytes);
+    r->flush();
+  }
+  CHECK(r->reservations() <= 2);  // at the open's first flush and after the rotation
+  CHECK(r->error().empty());
+  r.reset();
+  // Every event after the rotation, at the file's new end (no hole where it ended before);
+  // the recording's first line may have gone with the rotation.
+  const std::string got = slurp(rec);
+  CHECK(got.find('\0') == std::string::npos);
+  REQUIRE(got.size() >= expect.size());
+  CHECK(got.substr(got.size() - expect.size()) == expect);
+  CHECK(got.size() <= expect.size() + jsonl_meta(0, LOCKSTEP_VERSION).size());
+  std::filesystem::remove(rec);
+}
+
 TEST_CASE("a single-file recording holds every event exactly, written past the page cache in blocks",
           "[proxy][record]") {
   const std::string rec = temp_path("direct.jsonl");
