@@ -43,16 +43,18 @@ inline char* escape_octet(char* w, unsigned char c) {
 }
 }  // namespace
 
-char* json_escape_to(char* w, std::string_view b) {
+char* json_escape_to(char* w, std::string_view b, TextIndex* ix) {
   const char* p = b.data();
   const char* const end = p + b.size();
   if (detail::wide_escape_enabled()) {
     for (;;) {
-      p = detail::escape_wide(p, end, w);
+      p = detail::escape_wide(p, end, w, ix);
+      ix = nullptr;  // valid only when the first call took every octet
       if (p >= end) return w;
       w = escape_octet(w, static_cast<unsigned char>(*p++));
     }
   }
+  if (ix) ix->reset();
   for (;;) {
     p = simd::copy_until_json_special(p, end, w);
     if (p >= end) return w;
@@ -76,7 +78,7 @@ std::size_t jsonl_data_bound(std::string_view conn, std::string_view bytes) {
   return 96 + kMaxEscape * (conn.size() + bytes.size());
 }
 
-char* jsonl_data_to(char* w, Time t, std::string_view conn, Dir dir, std::string_view bytes) {
+char* jsonl_data_to(char* w, Time t, std::string_view conn, Dir dir, std::string_view bytes, TextIndex* ix) {
   std::memcpy(w, "{\"t\":", 5);
   w = std::to_chars(w + 5, w + 5 + 20, t).ptr;
   std::memcpy(w, ",\"conn\":\"", 9);
@@ -86,7 +88,7 @@ char* jsonl_data_to(char* w, Time t, std::string_view conn, Dir dir, std::string
   constexpr std::string_view ks = "\",\"ev\":\"data\",\"dir\":\"s\",\"data\":\"";
   const std::string_view mid = dir == Dir::client ? kc : ks;
   std::memcpy(w, mid.data(), mid.size());
-  w = json_escape_to(w + mid.size(), bytes);
+  w = json_escape_to(w + mid.size(), bytes, ix);
   std::memcpy(w, "\"}\n", 3);
   return w + 3;
 }

@@ -20,7 +20,9 @@ void json_escape_bytes(std::string& out, std::string_view bytes);
 // The same into raw space of at least kMaxEscape octets per input octet, plus 16 (whole
 // 16-byte blocks are stored). Returns the end of what it wrote.
 inline constexpr std::size_t kMaxEscape = 6;
-char* json_escape_to(char* out, std::string_view bytes);
+// With `ix`, also the TextIndex of `bytes` where the wide escaper takes them all (see
+// detail::escape_wide); otherwise ix is left invalid.
+char* json_escape_to(char* out, std::string_view bytes, TextIndex* ix = nullptr);
 
 // Writers for each event kind; each returns one line with its LF.
 std::string jsonl_meta(Time t, std::string_view tool_version);
@@ -29,7 +31,9 @@ std::string jsonl_data(Time t, std::string_view conn, Dir dir, std::string_view 
 // The data event written straight into raw space of at least jsonl_data_bound() octets
 // (the recorder's buffer); returns the end of the line.
 std::size_t jsonl_data_bound(std::string_view conn, std::string_view bytes);
-char* jsonl_data_to(char* out, Time t, std::string_view conn, Dir dir, std::string_view bytes);
+// `ix` as for json_escape_to.
+char* jsonl_data_to(char* out, Time t, std::string_view conn, Dir dir, std::string_view bytes,
+                    TextIndex* ix = nullptr);
 std::string jsonl_close(Time t, std::string_view conn, Dir dir);
 std::string jsonl_end(Time t, std::string_view conn);
 std::string jsonl_fault(Time t, std::string_view conn, Dir dir, std::string_view what);

@@ -320,9 +320,13 @@ LOCKSTEP_WIDE_TARGET bool index_text_wide(const char* p, std::size_t n, TextInde
   return true;
 }
 
-LOCKSTEP_WIDE_TARGET const char* escape_wide(const char* p, const char* end, char*& w) {
+LOCKSTEP_WIDE_TARGET const char* escape_wide(const char* p, const char* end, char*& w, TextIndex* ix) {
   const __m512i letters = _mm512_load_si512(kLetters.to);
   char* out = w;
+  const char* const p0 = p;
+  std::uint64_t carry = 0;  // the index: a CR in the last octet of the step before
+  bool text = true;
+  if (ix) ix->reset();
   while (p < end) {
     const auto n = static_cast<unsigned>(end - p < 64 ? end - p : 64);
     const std::uint64_t in = n == 64 ? ~0ull : (1ull << n) - 1;
@@ -336,6 +340,19 @@ LOCKSTEP_WIDE_TARGET const char* escape_wide(const char* p, const char* end, cha
     const std::uint64_t e6 = ((_mm512_cmplt_epu8_mask(v, _mm512_set1_epi8(0x20)) & ~(tab | lf | cr)) |
                               _mm512_cmpge_epu8_mask(v, _mm512_set1_epi8(0x7f))) & in;
     const unsigned k = e6 ? static_cast<unsigned>(_tzcnt_u64(e6)) : n;
+    if (ix && text && k == n) {  // a step escaped whole (with an octet for \u00XX, ix is void)
+      if (((cr << 1) | carry) ^ lf) {
+        text = false;
+      } else {
+        carry = cr >> 63;
+        if (lf) {
+          std::uint32_t* at = ix->lf.room(64);
+          for (std::uint64_t d = lf; d; d = _blsr_u64(d))
+            *at++ = static_cast<std::uint32_t>(static_cast<std::size_t>(p - p0) + _tzcnt_u64(d));
+          ix->lf.commit(at);
+        }
+      }
+    }
     if ((e2 | (k ^ 64)) == 0) {  // 64 octets that stand as they are
       _mm512_storeu_si512(out, v);
       out += 64;
@@ -353,6 +370,10 @@ LOCKSTEP_WIDE_TARGET const char* escape_wide(const char* p, const char* end, cha
     if (k < n) break;
   }
   w = out;
+  if (ix && p == end && static_cast<std::size_t>(end - p0) <= UINT32_MAX) {
+    ix->valid = true;
+    ix->text = text && carry == 0;  // a CR as the very last octet has no LF after it
+  }
   return p;
 }
 
@@ -378,7 +399,10 @@ bool wide_decode_enabled() { return false; }
 void enable_wide_decode(bool) {}
 bool wide_escape_enabled() { return false; }
 void enable_wide_escape(bool) {}
-const char* escape_wide(const char* p, const char*, char*&) { return p; }
+const char* escape_wide(const char* p, const char*, char*&, TextIndex* ix) {
+  if (ix) ix->reset();
+  return p;
+}
 bool index_text_wide(const char*, std::size_t, TextIndex&) { return false; }
 const char* decode_wide(const char* p, const char*, char*&, const char*, TextIndex*, const char*) { return p; }
 

@@ -41,9 +41,12 @@ inline constexpr std::size_t kSoftEndOverrun = 128;
 // stops at the first octet that wants \u00XX (another control, DEL, 0x80 up) or at end;
 // returns where it stopped and advances w. Reads nothing past end (masked loads); w needs
 // the room json_escape_to's callers give: kMaxEscape octets per input octet plus 16.
+// With `ix`, it also builds the TextIndex of the octets from p as index_text_wide() would
+// (the proxy's content check then needs no pass of its own); ix is valid only when it
+// escaped them all (none wanted \u00XX, so there is no NUL and none from 0x80 up).
 bool wide_escape_enabled();
 void enable_wide_escape(bool on);  // LOCKSTEP_NO_WIDE_ESCAPE=1 turns it off
-const char* escape_wide(const char* p, const char* end, char*& w);
+const char* escape_wide(const char* p, const char* end, char*& w, TextIndex* ix = nullptr);
 
 // The TextIndex of raw octets (as a reader builds it while decoding a recording), for the
 // content check of octets whose source has none (ContentScanner::feed): valid; text when

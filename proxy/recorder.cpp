@@ -447,12 +447,13 @@ void Recorder::write(std::string_view conn, std::string_view line) {
   written(*o);
 }
 
-void Recorder::data(std::string_view conn, Time t, Dir dir, std::string_view bytes) {
+void Recorder::data(std::string_view conn, Time t, Dir dir, std::string_view bytes, TextIndex* ix) {
+  if (ix) ix->reset();
   std::lock_guard lock(mu_);
   Out* o = out_for(conn);
   if (!o) return;
   char* const w = reserve(*o, jsonl_data_bound(conn, bytes));
-  o->used += static_cast<std::size_t>(jsonl_data_to(w, t, conn, dir, bytes) - w);
+  o->used += static_cast<std::size_t>(jsonl_data_to(w, t, conn, dir, bytes, ix) - w);
   written(*o);
 }
 

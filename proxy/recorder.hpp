@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 
+#include "engine/textindex.hpp"
 #include "engine/types.hpp"
 
 namespace lockstep::proxy {
@@ -30,8 +31,10 @@ class Recorder {
   // (without it, only by size, end() and flush()).
   void flush_on(boost::asio::any_io_executor ex, std::chrono::milliseconds delay);
   void write(std::string_view conn, std::string_view line);
-  // A data event, formatted straight into the buffer (no line of its own).
-  void data(std::string_view conn, Time t, Dir dir, std::string_view bytes);
+  // A data event, formatted straight into the buffer (no line of its own). With `ix`, the
+  // TextIndex of `bytes` comes with the escape where it can (see json_escape_to), for
+  // the content check; otherwise ix is left invalid.
+  void data(std::string_view conn, Time t, Dir dir, std::string_view bytes, TextIndex* ix = nullptr);
   // The connection is over: what it recorded is written, and its file (per-connection
   // mode) is closed.
   void end(std::string_view conn);
