@@ -1,7 +1,7 @@
 #pragma once
 // Writes the JSON Lines recording: one file for every connection, or one file per
 // connection when the path is a directory. Events are gathered in memory and written in
-// blocks: when 64 KiB are waiting (1 MiB in direct mode), when a connection ends, at
+// blocks: when 64 KiB are waiting (4 MiB in direct mode), when a connection ends, at
 // most `delay` after an event (flush_on), on reopen and at destruction. A crash or a
 // SIGKILL loses at most the events of that last moment. The single file is written
 // with O_DIRECT where the file system allows, by a thread of its own (flush_direct).
