@@ -165,15 +165,15 @@ struct Proxy::Conn {
   void observe(Dir d, std::string_view bytes) {
     if (!opts.redact && !opts.intercept) {  // the hot path: no event object, no line of its own
       const Time t = now_us();
-      if (!recorder) {
-        checker.data(id, d, bytes, t);
-        return;
+      const TextIndex* ix = nullptr;
+      if (recorder) {
+        // The escape into the recording notes the line ends as it goes, so the content
+        // check takes whole lines from that index and needs no pass of its own.
+        thread_local TextIndex index;
+        recorder->data(id, t, d, bytes, &index);
+        if (index.valid) ix = &index;
       }
-      // The escape into the recording notes the line ends as it goes, so the content
-      // check takes whole lines from that index and needs no pass of its own.
-      thread_local TextIndex index;
-      recorder->data(id, t, d, bytes, &index);
-      checker.data(id, d, bytes, t, index.valid ? &index : nullptr);
+      checker.data(id, d, bytes, t, ix);
       return;
     }
     SourceEvent ev;
