@@ -21,6 +21,11 @@ class ReplyEntries {
     while (v_.size() > 512) v_.pop_front();
   }
   const std::size_t* find(std::uint64_t reply) const {
+    // Pairings come for the latest replies: look at the last few before bisecting.
+    for (std::size_t i = v_.size(), n = 0; i-- > 0 && n < 8; ++n) {
+      if (v_[i].first == reply) return &v_[i].second;
+      if (v_[i].first < reply) return nullptr;
+    }
     auto it = std::lower_bound(v_.begin(), v_.end(), reply, [](const auto& e, std::uint64_t r) { return e.first < r; });
     return it != v_.end() && it->first == reply ? &it->second : nullptr;
   }
@@ -164,8 +169,8 @@ void Checker::drain(Run& run) {
     if (run.faulted && !content) l.injected = run.is_injected(dir, offset);
     return &l;
   };
-  while (auto ev = run.session.next()) {
-    if (auto* f = std::get_if<Finding>(&*ev); f && run.faulted) {
+  run.session.take_events([&](Event& ev) {
+    if (auto* f = std::get_if<Finding>(&ev); f && run.faulted) {
       if (run.is_injected(*f)) {
         f->injected = true;
         if (run.injected_ids.size() < 4096) run.injected_ids.insert(f->id);
@@ -173,7 +178,7 @@ void Checker::drain(Run& run) {
         f->after_fault = true;  // the peers' reaction to it, or their own: the reader decides
       }
     }
-    if (on_event_) on_event_(res.conn, *ev);
+    if (on_event_) on_event_(res.conn, ev);
     std::visit(
         [&](auto& e) {
           using T = std::decay_t<decltype(e)>;
@@ -223,8 +228,8 @@ void Checker::drain(Run& run) {
             else ++res.findings_dropped;
           }
         },
-        *ev);
-  }
+        ev);
+  });
   run.reply_entry.trim();  // only recent replies can still be paired
 }
 

@@ -15,6 +15,9 @@
 namespace lockstep {
 
 struct LadderEntry {
+  // User-provided: a new entry (ladder.emplace_back()) is then not zero-filled whole
+  // before its members are initialised.
+  LadderEntry() noexcept {}
   Dir dir = Dir::client;
   std::string text;              // the command line, the reply (first line), or a content summary
   std::uint64_t offset = 0;      // in its stream

@@ -174,8 +174,10 @@ std::size_t Command::count_param(ParamKey id) const {
 std::string Command::label(std::size_t max) const {
   const bool cut = line.size() > max;
   std::string s(line, 0, cut ? max : line.size());
-  for (char& ch : s)
-    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
+  for (char& ch : s) {  // without a branch per octet, which the compiler vectorises
+    const auto c = static_cast<unsigned char>(ch);
+    ch = (c < 0x20) | (c == 0x7f) ? '?' : ch;
+  }
   if (cut) s += "...";
   return s;
 }

@@ -80,7 +80,7 @@ std::string Reply::summary(std::size_t max) const {
 bool ReplyAssembler::add(const Line& line, Time t) {
   const ReplyLine rl = parse_reply_line(line.text);
   if (!open_) {
-    cur_ = Reply{};
+    cur_ = Reply();
     cur_.index = next_index_;
     cur_.offset = line.offset;
     cur_.time = t;
@@ -127,6 +127,10 @@ Reply ReplyAssembler::take() {
   return std::move(cur_);
 }
 
-std::shared_ptr<const Reply> ReplyAssembler::take_shared() { return std::make_shared<const Reply>(take()); }
+std::shared_ptr<const Reply> ReplyAssembler::take_shared() {
+  open_ = false;
+  ++next_index_;
+  return std::make_shared<const Reply>(std::move(cur_));
+}
 
 }  // namespace lockstep

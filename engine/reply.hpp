@@ -36,6 +36,8 @@ ReplyLine parse_reply_line(std::string_view line);
 std::optional<EnhancedCode> parse_enhanced(std::string_view text);
 
 struct Reply {
+  // User-provided: a fresh reply is not zero-filled whole before its members are set.
+  Reply() noexcept {}
   std::uint64_t index = 0;      // 0-based position among the session's replies
   int code = -1;                // the first line's code; -1 when malformed
   // Each line without CRLF (capped; see line_count); most replies have one, kept inline.

@@ -939,6 +939,14 @@ std::optional<Event> Session::next() {
   return e;
 }
 
+EventQueue& Session::pending_events() { return impl_->events; }
+
+void Session::clear_events() {
+  for (const Event& e : impl_->events)
+    if (auto* f = std::get_if<Finding>(&e); f && f->severity == Severity::error) ++impl_->error_count;
+  impl_->events.clear();
+}
+
 std::vector<std::pair<std::uint64_t, std::uint64_t>> Session::take_redactions() {
   std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
   out.swap(impl_->redactions);

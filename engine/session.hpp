@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include <boost/container/deque.hpp>
+
 #include "engine/capabilities.hpp"
 #include "engine/command.hpp"
 #include "engine/content.hpp"
@@ -21,6 +23,13 @@
 #include "engine/state.hpp"
 
 namespace lockstep {
+
+// The events a session has not handed out yet. A deque keeps a reference to an event
+// valid while more are added (a finding is filled in after it is queued); blocks of 32
+// events, where std::deque's 512-octet blocks hold three, spare an allocation every
+// few events.
+using EventQueue =
+    boost::container::deque<Event, void, boost::container::deque_options_t<boost::container::block_size<32u>>>;
 
 struct SessionOptions {
   // The caller feeds both directions interleaved as they happened on the wire (a proxy,
@@ -95,6 +104,14 @@ class Session {
 
   // Returns the next event, or nullopt when the engine needs more data.
   std::optional<Event> next();
+  // Hands every pending event to `f` in order, in place (an event may be moved from),
+  // then forgets them: what a loop of next() does, without moving each event out.
+  // `f` must not feed this session.
+  template <class F>
+  void take_events(F&& f) {
+    for (Event& e : pending_events()) f(e);
+    clear_events();
+  }
 
   // With SessionOptions::redaction: the client-stream ranges [begin, end) parsed since
   // the last call that hold message content or authentication secrets.
@@ -112,6 +129,9 @@ class Session {
   bool desynced() const;
 
  private:
+  EventQueue& pending_events();
+  void clear_events();
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

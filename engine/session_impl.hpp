@@ -13,7 +13,7 @@ struct Session::Impl {
   explicit Impl(SessionOptions o);
 
   SessionOptions opt;
-  std::deque<Event> events;
+  EventQueue events;
   std::uint32_t next_id = 1, error_count = 0;
   Time now = 0;
 
