@@ -24,12 +24,15 @@
 
 namespace lockstep {
 
-// The events a session has not handed out yet. A deque keeps a reference to an event
-// valid while more are added (a finding is filled in after it is queued); blocks of 32
-// events, where std::deque's 512-octet blocks hold three, spare an allocation every
-// few events.
-using EventQueue =
-    boost::container::deque<Event, void, boost::container::deque_options_t<boost::container::block_size<32u>>>;
+// A deque in blocks of N elements. std::deque's blocks are 512 octets: three events or
+// four slots, so a session queueing and dropping them allocated every few. Like any deque
+// it keeps references to its elements valid while more are added at the ends (a finding
+// is filled in after it is queued).
+template <class T, std::size_t N = 32>
+using BlockDeque = boost::container::deque<T, void, boost::container::deque_options_t<boost::container::block_size<N>>>;
+
+// The events a session has not handed out yet.
+using EventQueue = BlockDeque<Event>;
 
 struct SessionOptions {
   // The caller feeds both directions interleaved as they happened on the wire (a proxy,

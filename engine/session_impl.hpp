@@ -41,7 +41,7 @@ struct Session::Impl {
   std::uint64_t ignored_replies = 0;  // mid-session replies to commands before the source began
 
   // ---- slots, shared by both views
-  std::deque<Slot> slots;
+  BlockDeque<Slot> slots;
   std::uint64_t slot_base = 0, nslots = 0;
   Slot& slot(std::uint64_t i) { return slots[static_cast<std::size_t>(i - slot_base)]; }
   void push_slot(Slot s);
