@@ -176,7 +176,7 @@ std::string Command::label(std::size_t max) const {
   std::string s(line, 0, cut ? max : line.size());
   for (char& ch : s) {  // without a branch per octet, which the compiler vectorises
     const auto c = static_cast<unsigned char>(ch);
-    ch = (c < 0x20) | (c == 0x7f) ? '?' : ch;
+    ch = ((c < 0x20) | (c == 0x7f)) ? '?' : ch;
   }
   if (cut) s += "...";
   return s;

@@ -499,4 +499,45 @@ bool parse_json_line(std::string_view input, std::vector<JsonField>& fields, std
   return true;
 }
 
+bool parse_recorded_data(std::string_view input, RecordedData& out, std::string& bytes, TextIndex* ix) {
+  std::size_t i = 0;
+  auto lit = [&](std::string_view w) {
+    if (input.substr(i, w.size()) != w) return false;
+    i += w.size();
+    return true;
+  };
+  if (!lit(R"({"t":)")) return false;
+  // An integer of at most 18 digits, as the general parser keeps it whole.
+  std::int64_t t = 0;
+  const std::size_t digits_from = i;
+  while (i < input.size() && i - digits_from < 19 && input[i] >= '0' && input[i] <= '9') t = t * 10 + (input[i++] - '0');
+  const std::size_t digits = i - digits_from;
+  if (digits == 0 || digits > 18 || !lit(R"(,"conn":")")) return false;
+  // The connection: printable ASCII without escapes, as the recorder names it.
+  const std::size_t conn_from = i;
+  while (i < input.size() && i - conn_from <= 256 && input[i] != '"' && input[i] != '\\' &&
+         static_cast<unsigned char>(input[i]) >= 0x20 && static_cast<unsigned char>(input[i]) < 0x7f)
+    ++i;
+  if (i == conn_from || i >= input.size() || input[i] != '"') return false;
+  const std::string_view conn = input.substr(conn_from, i - conn_from);
+  ++i;
+  if (!lit(R"(,"ev":"data","dir":")") || i >= input.size() || (input[i] != 'c' && input[i] != 's')) return false;
+  const Dir dir = input[i] == 's' ? Dir::server : Dir::client;
+  ++i;
+  if (!lit(R"(","data":)")) return false;
+  std::string err;
+  Parser p{input, i, err};
+  p.one_line = true;
+  bytes.clear();
+  bool above_ff = false;
+  if (!p.string(bytes, &above_ff, ix)) return false;
+  i = p.i;
+  if (!lit("}\n")) return false;
+  out.time = t;
+  out.conn = conn;
+  out.dir = dir;
+  out.used = i;
+  return true;
+}
+
 }  // namespace lockstep

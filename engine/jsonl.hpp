@@ -70,4 +70,20 @@ bool parse_json_object(std::string_view line, std::vector<JsonField>& fields, st
 bool parse_json_line(std::string_view input, std::vector<JsonField>& fields, std::size_t& count, std::string& error,
                      TextIndex* data_index, std::size_t& used);
 
+// The recorder's own data event, with its keys in the order the recorder writes them:
+//   {"t":MICROSECONDS,"conn":"ID","ev":"data","dir":"c"|"s","data":"..."} LF
+// at the start of `input`, read without the general parser's bookkeeping of fields (most
+// lines of a recording are such events). The octets of "data" are decoded into `bytes`
+// (replacing what it held) and indexed into `ix`, exactly as parse_json_line does.
+// False when the line is written any other way (spacing, key order, a fraction in "t",
+// an escape or a control octet in "conn", another event, a bad string...): then
+// parse_json_line must read it, and says what is wrong with it.
+struct RecordedData {
+  std::int64_t time = 0;
+  std::string_view conn;  // points into `input`
+  Dir dir = Dir::client;
+  std::size_t used = 0;   // the line's length with its LF
+};
+bool parse_recorded_data(std::string_view input, RecordedData& out, std::string& bytes, TextIndex* ix);
+
 }  // namespace lockstep

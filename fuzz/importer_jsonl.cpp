@@ -2,7 +2,9 @@
 // also parsed with the wide (AVX-512) decoder and the byte-wise one, which must agree on
 // the octets, the error and the text index; and the whole input is escaped with the wide
 // (AVX-512) escaper and the byte-wise one, which must write the same text. A line the
-// parser takes whole from the rest of the input (a mapped file) must read as the line.
+// parser takes whole from the rest of the input (a mapped file) must read as the line,
+// and a line the recorder's data events' own path takes must read as the general parser
+// reads it.
 #include <string_view>
 
 #include "engine/jsonl.hpp"
@@ -81,6 +83,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       in_rest.error = alone.error;
       if (used != line.size() + 1 || !(in_rest == alone)) {
         std::fprintf(stderr, "a line of %zu octets parsed in the rest of the input reads otherwise\n", line.size());
+        std::abort();
+      }
+    }
+    // The recorder's data events have a path of their own: what it takes, the general
+    // parser reads the same.
+    lockstep::RecordedData d;
+    std::string bytes;
+    lockstep::TextIndex ix;
+    if (lockstep::parse_recorded_data(all.substr(at), d, bytes, &ix)) {
+      const Parsed general = parse(all.substr(at), true, &used);
+      if (!general.ok || used != d.used || general.data != bytes || general.first_high != ix.first_high ||
+          (general.text ? general.lf != ix.lf.to_vector() : ix.valid && ix.text)) {
+        std::fprintf(stderr, "a recorded data event of %zu octets reads otherwise on its own path\n", d.used);
         std::abort();
       }
     }

@@ -820,6 +820,77 @@ TEST_CASE("a line parsed in a longer input is the line parsed alone", "[import][
   CHECK(taken > 1000);
 }
 
+TEST_CASE("the recorder's data events are read by their own path as the general parser reads them",
+          "[import][jsonl]") {
+  std::mt19937 rng(2033);
+  const std::vector<std::string> pieces = {"\"", "\\", "\n", " ", ".5", "-", "7", "}", "{", ",", ":", "\r",
+                                           R"(\u00e9)", R"(\u0100)", R"(\r\n)", "\x01", "\xe9", "x"};
+  std::size_t canonical = 0, fast = 0, perturbed_fast = 0;
+  for (int round = 0; round < 30000; ++round) {
+    std::string data;
+    for (std::size_t k = rng() % 6; k > 0; --k) {
+      switch (rng() % 5) {
+        case 0: data += "\r\n"; break;
+        case 1: data += static_cast<char>(rng() % 256); break;
+        case 2: data += ".\r\n"; break;
+        default: data += std::string(1 + rng() % 40, static_cast<char>('a' + rng() % 26)); break;
+      }
+    }
+    const std::string conn = rng() % 4 ? std::to_string(rng() % 100000) : "c-" + std::to_string(rng() % 100);
+    std::string line = jsonl_data(static_cast<Time>(rng() % 4000000000000000ull), conn,
+                                  rng() % 2 ? Dir::client : Dir::server, data);
+    const bool perturbed = round % 2;
+    if (perturbed) {
+      const std::size_t at = rng() % line.size();
+      switch (rng() % 3) {
+        case 0: line.insert(at, pieces[rng() % pieces.size()]); break;
+        case 1: line.erase(at, 1); break;
+        default: line[at] = pieces[rng() % pieces.size()][0]; break;
+      }
+    } else {
+      ++canonical;
+    }
+    const std::string input = line + R"({"t":2,"conn":"9","ev":"data","dir":"c","data":"next\r\n"})" + "\n";
+    RecordedData d;
+    std::string bytes = "left over";
+    TextIndex ix;
+    INFO(line);
+    if (!parse_recorded_data(input, d, bytes, &ix)) {
+      CHECK(perturbed);  // the recorder's own lines all take the fast path
+      continue;
+    }
+    ++fast;
+    if (perturbed) ++perturbed_fast;
+    // The general parser reads the same line to the same event.
+    std::vector<JsonField> f;
+    std::size_t n = 0, used = 0;
+    std::string err;
+    TextIndex gix;
+    REQUIRE(parse_json_line(input, f, n, err, &gix, used));
+    CHECK(used == d.used);
+    REQUIRE(n == 5);
+    CHECK(f[0].key == "t");
+    CHECK(f[0].value.kind == JsonValue::number);
+    CHECK_FALSE(f[0].value.has_frac);
+    CHECK(f[0].value.num == d.time);
+    CHECK(f[1].key == "conn");
+    CHECK(f[1].value.str == d.conn);
+    CHECK(f[2].key == "ev");
+    CHECK(f[2].value.str == "data");
+    CHECK(f[3].key == "dir");
+    CHECK(f[3].value.str == (d.dir == Dir::server ? "s" : "c"));
+    CHECK(f[4].key == "data");
+    CHECK(f[4].value.str == bytes);
+    CHECK(gix.valid == ix.valid);
+    CHECK(gix.text == ix.text);
+    CHECK(gix.first_high == ix.first_high);
+    CHECK(gix.lf.to_vector() == ix.lf.to_vector());
+  }
+  CHECK(canonical == 15000);
+  CHECK(fast >= canonical);
+  CHECK(perturbed_fast > 100);  // changes inside "data" keep the layout: both paths read them
+}
+
 TEST_CASE("the decoder's room grows across line ends split at its edges", "[import][jsonl][index]") {
   detail::enable_wide_decode(true);
   // The room starts at 4096 octets of input and doubles: a CR LF escape pair split at each
