@@ -510,9 +510,8 @@ bool parse_recorded_data(std::string_view input, RecordedData& out, std::string&
   // An integer of at most 18 digits, as the general parser keeps it whole.
   std::int64_t t = 0;
   const std::size_t digits_from = i;
-  while (i < input.size() && i - digits_from < 19 && input[i] >= '0' && input[i] <= '9') t = t * 10 + (input[i++] - '0');
-  const std::size_t digits = i - digits_from;
-  if (digits == 0 || digits > 18 || !lit(R"(,"conn":")")) return false;
+  while (i < input.size() && i - digits_from < 18 && input[i] >= '0' && input[i] <= '9') t = t * 10 + (input[i++] - '0');
+  if (i == digits_from || !lit(R"(,"conn":")")) return false;  // a 19th digit is no comma either
   // The connection: printable ASCII without escapes, as the recorder names it.
   const std::size_t conn_from = i;
   while (i < input.size() && i - conn_from <= 256 && input[i] != '"' && input[i] != '\\' &&

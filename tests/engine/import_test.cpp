@@ -888,6 +888,14 @@ TEST_CASE("the recorder's data events are read by their own path as the general 
   }
   CHECK(canonical == 15000);
   CHECK(fast >= canonical);
+  // Times of 18 digits are read whole; 19 go to the general parser (no overflow here).
+  RecordedData d;
+  std::string bytes;
+  TextIndex ix;
+  CHECK(parse_recorded_data(R"({"t":999999999999999999,"conn":"1","ev":"data","dir":"s","data":"a"})" "\n", d, bytes, &ix));
+  CHECK(d.time == 999999999999999999);
+  CHECK(d.dir == Dir::server);
+  CHECK_FALSE(parse_recorded_data(R"({"t":9999999999999999999,"conn":"1","ev":"data","dir":"c","data":"a"})" "\n", d, bytes, &ix));
   CHECK(perturbed_fast > 100);  // changes inside "data" keep the layout: both paths read them
 }
 
