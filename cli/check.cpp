@@ -10,6 +10,7 @@
 
 #include "cli/report.hpp"
 #include "engine/checker.hpp"
+#include "engine/replay.hpp"
 #include "web/view.hpp"
 
 namespace lockstep::cli {
@@ -60,7 +61,22 @@ int run_check(const CheckOptions& o) {
     }
     CheckerLimits limits;
     if (to.ladder == TextOptions::Ladder::none && o.html.empty()) limits.ladder = 0;
-    Checker checker(src->info(), path, [&](SessionResult&& r) {
+    // The text report shows the ladders of the sessions with problems only: from a
+    // recording in a file, the sessions are checked without ladders, and those that turn
+    // out to need one are checked again from their own lines (LadderReplay).
+    const SourceInfo info = src->info();
+    const bool replay = o.format == "text" && to.ladder == TextOptions::Ladder::problems && o.html.empty() &&
+                        path != "-" && src->rereadable();
+    LadderReplay ladders(*src, info, path, limits);
+    const std::size_t ladder_size = limits.ladder;
+    if (replay) limits.ladder = 0;
+    Checker* self = nullptr;
+    Checker checker(info, path, [&](SessionResult&& r) {
+      if (replay && !ladders.complete(r) && ladders.failed() == 1)
+        fmt::print(stderr, "lockstep check: {}: the lines of session {} could not be read again for its ladder (the "
+                           "file changed while it was read?); its findings are shown without it\n",
+                   path, r.conn);
+      if (replay && self && ladders.trace_from_now()) self->trace_new_sessions(ladder_size);
       totals.add(r);
       if (!o.html.empty()) {
         if (html.size() < kHtmlSessions) html.push_back(web::session_json(r, false));
@@ -74,8 +90,13 @@ int run_check(const CheckOptions& o) {
         junit += junit_testcase(r);
       }
     }, limits);
+    self = &checker;
     SourceEvent ev;
-    while (src->next(ev)) checker.on(ev);
+    while (src->next(ev)) {
+      if (replay) ladders.before(ev);
+      checker.on(ev);
+      if (replay) ladders.after(ev);
+    }
     checker.finish();
     if (!src->error().empty()) {
       fmt::print(stderr, "lockstep check: {}: {}\n", path, src->error());

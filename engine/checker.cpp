@@ -73,8 +73,9 @@ Checker::Run& Checker::run(const std::string& conn, Time t, bool mid_session) {
   if (last_run_ && last_conn_ == conn) return *last_run_;  // consecutive events of one connection
   auto& slot = runs_[conn];
   if (!slot) {
-    slot = std::make_unique<Run>(info_, mid_session, limits_.ladder > 0 || static_cast<bool>(on_event_),
-                                 limits_.redaction);
+    const bool trace = limits_.ladder > 0 || static_cast<bool>(on_event_);
+    slot = std::make_unique<Run>(info_, mid_session, trace, limits_.redaction);
+    slot->result.traced = limits_.ladder > 0;
     slot->result.source = name_;
     slot->result.conn = conn;
     slot->result.info = info_;

@@ -49,6 +49,7 @@ struct SessionResult {
   std::string final_state;
   Time start = 0, end = 0;
   bool desynced = false;
+  bool traced = false;           // the ladder was kept from the session's first event
 };
 
 struct CheckerLimits {
@@ -74,6 +75,9 @@ class Checker {
   void on_event(std::function<void(const std::string& conn, const Event&)> f) { on_event_ = std::move(f); }
   // Ends every session still open (the source ended).
   void finish();
+  // Sessions that start from now on keep a ladder of up to `ladder` entries (those open
+  // go on as they began).
+  void trace_new_sessions(std::size_t ladder) { limits_.ladder = ladder; }
   // The engine of an open connection, or null.
   Session* session(const std::string& conn);
   // The result so far of an open connection (its ladder and findings as they grow, the

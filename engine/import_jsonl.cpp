@@ -27,6 +27,7 @@ class JsonlSource final : public Source {
   bool next(SourceEvent& ev) override {
     std::string_view line;
     for (;;) {
+      span_begin_ = in_->offset();
       std::string err;
       // From a mapped file, the parser finds the line's end itself (no search of the line
       // before its parse); anything it does not take as one line whole (a blank line, a
@@ -46,6 +47,7 @@ class JsonlSource final : public Source {
         ev.offset = ev.length = 0;
         ev.located = false;
         if (!in_->take(d.used)) break;  // the file shrank under the parse: its result is void
+        span_end_ = in_->offset();
         bad_run_ = 0;
         ++good_;
         return true;
@@ -70,6 +72,7 @@ class JsonlSource final : public Source {
       }
       bad_run_ = 0;
       if (convert(ev)) {
+        span_end_ = in_->offset();
         ++good_;
         return true;
       }
@@ -77,6 +80,14 @@ class JsonlSource final : public Source {
     if (in_->error()) error_ = in_->error_text();
     return false;
   }
+
+  bool rereadable() const override { return in_->regular_file(); }
+  bool span(std::uint64_t& begin, std::uint64_t& end) const override {
+    begin = span_begin_;
+    end = span_end_;
+    return in_->regular_file();
+  }
+  bool reread(std::uint64_t at, char* out, std::size_t n) const override { return in_->read_at(at, out, n); }
 
  private:
   void skip(std::string why) {
@@ -169,6 +180,7 @@ class JsonlSource final : public Source {
   }
 
   std::unique_ptr<LineReader> in_;
+  std::uint64_t span_begin_ = 0, span_end_ = 0;  // the last event's line in the file
   std::vector<JsonField> fields_;
   std::size_t nfields_ = 0;
   std::string kind_buf_;

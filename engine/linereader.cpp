@@ -90,6 +90,13 @@ void give_back(int slot) {
 }  // namespace
 
 LineReader::LineReader(std::FILE* f, std::size_t cap, bool map) : f_(f), cap_(cap) {
+#if defined(LOCKSTEP_MAPPED_READS)
+  {
+    struct stat st {};
+    const int fd = ::fileno(f_);
+    regular_ = fd >= 0 && ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  }
+#endif
   if (!(map && map_file())) {
     buf_.resize(kBlock);
     data_ = buf_.data();
@@ -315,6 +322,23 @@ std::string_view LineReader::ahead(std::size_t max) {
   // The rest of the mapping or of the block (a line that goes on past the block is left
   // to next()).
   return {data_ + pos_, std::min({end_ - pos_, cap_ + 1, max})};
+}
+
+bool LineReader::read_at(std::uint64_t at, char* out, std::size_t n) const {
+#if defined(LOCKSTEP_MAPPED_READS)
+  if (!regular_) return false;
+  std::size_t got = 0;
+  while (got < n) {
+    const ssize_t r = ::pread(::fileno(f_), out + got, n - got, static_cast<off_t>(at + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    got += static_cast<std::size_t>(r);
+  }
+  return true;
+#else
+  (void)at, (void)out, (void)n;
+  return false;
+#endif
 }
 
 bool LineReader::take(std::size_t n) {

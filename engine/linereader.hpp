@@ -50,6 +50,14 @@ class LineReader {
   // the reader (whatever was read from ahead() must then be dropped; error() tells).
   bool take(std::size_t n);
 
+  // Where the reading is in the file: the octets before the next unread one.
+  std::uint64_t offset() const { return map_ ? pos_ : read_ - end_ + pos_; }
+  // Whether the file is a regular one, whose octets can be read again (read_at).
+  bool regular_file() const { return regular_; }
+  // Reads the file's octets [at, at + n) into `out`, without moving the reading; false
+  // when they are not all there any more.
+  bool read_at(std::uint64_t at, char* out, std::size_t n) const;
+
  private:
   bool fill();
   bool next_mapped(std::string_view& line);
@@ -70,6 +78,7 @@ class LineReader {
   // Read in blocks: the octets read so far, and the size of a regular file when opened
   // (a file found shorter than either at the end was cut under the reader).
   std::uint64_t read_ = 0, size_seen_ = 0;
+  bool regular_ = false;
   std::uint64_t lineno_ = 0;
   // The mapping: its start, length, the guard slot that catches a shrink, and how far
   // the pages behind the reading have been let go.

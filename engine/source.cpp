@@ -29,6 +29,9 @@ class OwningSource final : public Source {
   }
   SourceInfo info() const override { return inner_->info(); }
   std::string error() const override { return inner_->error(); }
+  bool rereadable() const override { return inner_->rereadable(); }
+  bool span(std::uint64_t& begin, std::uint64_t& end) const override { return inner_->span(begin, end); }
+  bool reread(std::uint64_t at, char* out, std::size_t n) const override { return inner_->reread(at, out, n); }
 
  private:
   std::unique_ptr<std::FILE, FileCloser> f_;

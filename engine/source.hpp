@@ -53,6 +53,19 @@ class Source {
   virtual bool next(SourceEvent& ev) = 0;
   virtual SourceInfo info() const = 0;
   virtual std::string error() const { return error_; }
+  // A source whose events can be read again (a JSON Lines recording in a regular file):
+  // span() gives the octets [begin, end) of the file that held the last event and
+  // nothing else, and reread() reads n octets of the file from `at` into `out` (false
+  // when they are gone). make_jsonl_source() reads such octets as events again.
+  virtual bool rereadable() const { return false; }
+  virtual bool span(std::uint64_t& begin, std::uint64_t& end) const {
+    (void)begin, (void)end;
+    return false;
+  }
+  virtual bool reread(std::uint64_t at, char* out, std::size_t n) const {
+    (void)at, (void)out, (void)n;
+    return false;
+  }
   // Problems that did not stop the import (unparsable lines, cut lines...).
   std::uint64_t skipped_lines = 0;
   std::string first_skipped;

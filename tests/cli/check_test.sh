@@ -50,6 +50,20 @@ PY
 then pass=$((pass + 1)); else echo "FAIL the html page"; fail=$((fail + 1)); fi
 expect "an unwritable html path exits 2" 2 "$bin" check "$fx/transcripts/dovecot.txt" --html /nonexistent-dir/x.html
 expect "stdin works" 0 sh -c "'$bin' check - < '$fx/transcripts/dovecot.txt'"
+# A recording file's sessions are checked without ladders and those with problems again
+# from their lines (engine/replay.hpp); from standard input every ladder is traced. The
+# two reports must be the same, with few sessions with problems and with many (then the
+# ladders are traced from the start once most sessions need one).
+for n in "" 300; do
+  python3 "$src/tests/cli/sessions_recording.py" $n > /tmp/lockstep-cli-rec.$$.jsonl
+  "$bin" check /tmp/lockstep-cli-rec.$$.jsonl > /tmp/lockstep-cli-file.$$ 2> /dev/null
+  "$bin" check - < /tmp/lockstep-cli-rec.$$.jsonl 2> /dev/null |
+    sed "s#^== session -:#== session /tmp/lockstep-cli-rec.$$.jsonl:#" > /tmp/lockstep-cli-stdin.$$
+  if cmp -s /tmp/lockstep-cli-file.$$ /tmp/lockstep-cli-stdin.$$ && [ "$(grep -c '^   S: ' /tmp/lockstep-cli-file.$$)" -gt 20 ] &&
+     grep -q "DATA will receive\|will receive '250 2.0.0 ok'" /tmp/lockstep-cli-file.$$; then pass=$((pass + 1)); else
+    echo "FAIL the report of a recording file differs from the one read from standard input ($n)"
+    diff /tmp/lockstep-cli-file.$$ /tmp/lockstep-cli-stdin.$$ | head -5; fail=$((fail + 1)); fi
+done
 # Scenarios: a broken file names its line; an unreachable target is an error, not a pass.
 printf 'id: t\ntitle: t\nsteps:\n  - S: "220"\n  - Q: nope\n' > /tmp/lockstep-cli-bad.$$.yaml
 expect "a bad scenario exits 2" 2 "$bin" run --target 127.0.0.1:1 /tmp/lockstep-cli-bad.$$.yaml

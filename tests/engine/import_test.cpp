@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <sys/resource.h>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <random>
 
@@ -13,6 +14,7 @@
 #include "engine/checker.hpp"
 #include "engine/jsonl.hpp"
 #include "engine/jsonl_fast.hpp"
+#include "engine/replay.hpp"
 #include "engine/source.hpp"
 
 using namespace lockstep;
@@ -917,4 +919,112 @@ TEST_CASE("the decoder's room grows across line ends split at its edges", "[impo
       CHECK(wide.lf.size() == (second ? 3u : 2u));
     }
   }
+}
+
+namespace {
+// A clean session on connection "a" and one on "b" whose server sends a stray 350
+// after the end of data, interleaved; `written` the server's stray line.
+std::string two_sessions(std::string_view stray) {
+  std::string r;
+  Time t = 1;
+  auto data = [&](const char* conn, Dir d, std::string_view b) { r += jsonl_data(++t, conn, d, b); };
+  for (const char* conn : {"a", "b"}) r += jsonl_open(++t, conn, "127.0.0.1:1", "127.0.0.1:24");
+  for (const char* conn : {"a", "b"}) {
+    data(conn, Dir::server, "220 ready\r\n");
+    data(conn, Dir::client, "LHLO x\r\n");
+    data(conn, Dir::server, "250-x\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250 8BITMIME\r\n");
+    data(conn, Dir::client, "MAIL FROM:<a@x>\r\nRCPT TO:<b@x>\r\nDATA\r\n");
+    data(conn, Dir::server, "250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go ahead\r\n");
+    data(conn, Dir::client, "Subject: s\r\n\r\nb\r\n.\r\n");
+  }
+  data("a", Dir::server, "250 2.0.0 ok\r\n");
+  data("b", Dir::server, std::string(stray) + "250 2.0.0 ok\r\n");
+  for (const char* conn : {"a", "b"}) r += jsonl_end(++t, conn);
+  return r;
+}
+
+struct Replayed {
+  std::vector<SessionResult> results;
+  std::uint64_t replayed = 0, failed = 0;
+};
+
+// Checks `path` without ladders, with LadderReplay; `change` runs after the first event
+// (the source has the small file in its block by then).
+Replayed check_replayed(const std::string& path, const std::function<void()>& change = {}) {
+  std::string err;
+  auto src = open_source(path, "jsonl", err);
+  REQUIRE(src);
+  REQUIRE(src->rereadable());
+  Replayed out;
+  LadderReplay ladders(*src, src->info(), path, CheckerLimits{});
+  CheckerLimits none;
+  none.ladder = 0;
+  Checker checker(src->info(), path, [&](SessionResult&& r) {
+    ladders.complete(r);
+    out.results.push_back(std::move(r));
+  }, none);
+  SourceEvent ev;
+  bool first = true;
+  while (src->next(ev)) {
+    ladders.before(ev);
+    checker.on(ev);
+    ladders.after(ev);
+    if (first && change) change();
+    first = false;
+  }
+  checker.finish();
+  out.replayed = ladders.replayed();
+  out.failed = ladders.failed();
+  return out;
+}
+}  // namespace
+
+TEST_CASE("a session with problems gets its ladder from its lines read again, the others none", "[import][replay]") {
+  TempFile f(two_sessions("350 lockers\r\n"));
+  const Replayed r = check_replayed(f.path);
+  REQUIRE(r.results.size() == 2);
+  CHECK(r.replayed == 1);
+  CHECK(r.failed == 0);
+  const SessionResult& clean = r.results[0].conn == "a" ? r.results[0] : r.results[1];
+  const SessionResult& stray = r.results[0].conn == "b" ? r.results[0] : r.results[1];
+  CHECK(clean.errors == 0);
+  CHECK(clean.ladder.empty());
+  CHECK(stray.errors > 0);
+  REQUIRE_FALSE(stray.ladder.empty());
+  CHECK(stray.traced);
+  // The ladder and findings of a check that traced it from the start.
+  std::string err;
+  auto src = open_source(f.path, "jsonl", err);
+  std::vector<SessionResult> full;
+  Checker checker(src->info(), f.path, [&](SessionResult&& x) { full.push_back(std::move(x)); });
+  SourceEvent ev;
+  while (src->next(ev)) checker.on(ev);
+  checker.finish();
+  const SessionResult& want = full[0].conn == "b" ? full[0] : full[1];
+  REQUIRE(want.ladder.size() == stray.ladder.size());
+  for (std::size_t i = 0; i < want.ladder.size(); ++i) {
+    CHECK(want.ladder[i].text == stray.ladder[i].text);
+    CHECK(want.ladder[i].client_pair == stray.ladder[i].client_pair);
+    CHECK(want.ladder[i].true_pair == stray.ladder[i].true_pair);
+    CHECK(want.ladder[i].findings == stray.ladder[i].findings);
+  }
+  REQUIRE(want.findings.size() == stray.findings.size());
+  for (std::size_t i = 0; i < want.findings.size(); ++i) CHECK(want.findings[i].rule == stray.findings[i].rule);
+  CHECK(want.narrative == stray.narrative);
+}
+
+TEST_CASE("a session whose lines changed in the file keeps its findings without a ladder", "[import][replay]") {
+  // The stray line becomes a harmless one of the same length once the check has begun:
+  // the second run would see another session, so its result is not taken.
+  const std::string before = two_sessions("350 lockers\r\n"), after = two_sessions("250 lockers\r\n");
+  REQUIRE(before.size() == after.size());
+  TempFile f(before);
+  const Replayed r = check_replayed(f.path, [&] { std::ofstream(f.path, std::ios::binary) << after; });
+  REQUIRE(r.results.size() == 2);
+  CHECK(r.replayed == 1);
+  CHECK(r.failed == 1);
+  const SessionResult& stray = r.results[0].conn == "b" ? r.results[0] : r.results[1];
+  CHECK(stray.errors > 0);
+  CHECK(stray.ladder.empty());
+  CHECK_FALSE(stray.traced);
 }

@@ -1,0 +1,56 @@
+#pragma once
+// Ladders on demand. Tracing a session's ladder (its commands and replies with their
+// pairings) costs about a third of a check, and a text report shows the ladders of the
+// sessions with an error or a warning only. With a source whose events can be read
+// again (a recording in a regular file), the sessions are checked without their
+// ladders, and a session that turns out to need one is checked again from its own
+// lines: the engine gives the same findings for the same bytes, and this second run
+// traces the ladder.
+//
+// Use: a Checker without ladders (CheckerLimits::ladder 0) over the source; before()
+// and after() around each Checker::on(); complete() in the Checker's sink.
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "engine/checker.hpp"
+#include "engine/source.hpp"
+
+namespace lockstep {
+
+class LadderReplay {
+ public:
+  // `traced`: the limits of the second run (its ladder's size above all); `info` and
+  // `name` as the Checker over `src` has them.
+  LadderReplay(const Source& src, SourceInfo info, std::string name, CheckerLimits traced);
+
+  void before(const SourceEvent& ev);
+  void after(const SourceEvent& ev);
+  // A session the Checker ended. One with an error or a warning is checked again from
+  // its lines and replaced by that run's result, ladder and all. False when its lines
+  // could not be read again as they were (the file changed): `r` then stays as it is,
+  // without a ladder.
+  bool complete(SessionResult& r);
+  // Whether the sessions that start from now on had better be traced from the start
+  // (Checker::trace_new_sessions): most of those ended so far needed their ladder. A
+  // session that comes to complete() with a ladder is left as it is.
+  bool trace_from_now() const;
+  // Sessions checked again, and those whose lines could not be read again.
+  std::uint64_t replayed() const { return replayed_; }
+  std::uint64_t failed() const { return failed_; }
+
+ private:
+  const Source& src_;
+  SourceInfo info_;
+  std::string name_;
+  CheckerLimits limits_;
+  // The file's octets of each open session's events, in order.
+  std::unordered_map<std::string, std::vector<std::pair<std::uint64_t, std::uint64_t>>> spans_;
+  const SourceEvent* current_ = nullptr;  // the event being checked
+  bool ended_current_ = false;            // complete() took the current event's connection
+  std::uint64_t sessions_ = 0, replayed_ = 0, failed_ = 0;
+};
+
+}  // namespace lockstep
