@@ -70,13 +70,18 @@ int run_check(const CheckOptions& o) {
     LadderReplay ladders(*src, info, path, limits);
     const std::size_t ladder_size = limits.ladder;
     if (replay) limits.ladder = 0;
-    Checker* self = nullptr;
     Checker checker(info, path, [&](SessionResult&& r) {
-      if (replay && !ladders.complete(r) && ladders.failed() == 1)
-        fmt::print(stderr, "lockstep check: {}: the lines of session {} could not be read again for its ladder (the "
-                           "file changed while it was read?); its findings are shown without it\n",
-                   path, r.conn);
-      if (replay && self && ladders.trace_from_now()) self->trace_new_sessions(ladder_size);
+      if (replay) {
+        const std::uint64_t failed = ladders.failed(), unnoted = ladders.unnoted();
+        if (!ladders.complete(r) && ladders.failed() == 1 && failed == 0)
+          fmt::print(stderr, "lockstep check: {}: the lines of session {} could not be read again for its ladder (the "
+                             "file changed while it was read?); its findings are shown without it\n",
+                     path, r.conn);
+        if (ladders.unnoted() == 1 && unnoted == 0)
+          fmt::print(stderr, "lockstep check: {}: too many events of open sessions to keep track of: session {} and "
+                             "others open at the time are shown without their ladders (--ladder all keeps them)\n",
+                     path, r.conn);
+      }
       totals.add(r);
       if (!o.html.empty()) {
         if (html.size() < kHtmlSessions) html.push_back(web::session_json(r, false));
@@ -90,12 +95,16 @@ int run_check(const CheckOptions& o) {
         junit += junit_testcase(r);
       }
     }, limits);
-    self = &checker;
     SourceEvent ev;
+    bool traced_from_now = false;
     while (src->next(ev)) {
       if (replay) ladders.before(ev);
       checker.on(ev);
       if (replay) ladders.after(ev);
+      if (replay && !traced_from_now && ladders.trace_from_now()) {
+        checker.trace_new_sessions(ladder_size);
+        traced_from_now = true;
+      }
     }
     checker.finish();
     if (!src->error().empty()) {

@@ -9,14 +9,27 @@
 
 namespace lockstep {
 
-LadderReplay::LadderReplay(const Source& src, SourceInfo info, std::string name, CheckerLimits traced)
-    : src_(src), info_(std::move(info)), name_(std::move(name)), limits_(traced) {}
+LadderReplay::LadderReplay(const Source& src, SourceInfo info, std::string name, CheckerLimits traced,
+                           std::size_t max_spans)
+    : src_(src), info_(std::move(info)), name_(std::move(name)), limits_(traced), max_spans_(max_spans) {}
 
 void LadderReplay::before(const SourceEvent& ev) {
-  std::uint64_t begin = 0, end = 0;
-  if (src_.span(begin, end)) spans_[ev.conn].emplace_back(begin, end);
+  note(ev);
   current_ = &ev;
   ended_current_ = false;
+}
+
+void LadderReplay::note(const SourceEvent& ev) {
+  if (noted_ >= max_spans_ && !full_) {
+    full_ = true;  // the sessions open now lose their chance of a ladder
+    spans_.clear();
+    noted_ = 0;
+  }
+  std::uint64_t begin = 0, end = 0;
+  if (!full_ && src_.span(begin, end)) {
+    spans_[ev.conn].emplace_back(begin, end);
+    ++noted_;
+  }
 }
 
 void LadderReplay::after(const SourceEvent& ev) {
@@ -24,10 +37,9 @@ void LadderReplay::after(const SourceEvent& ev) {
   // An open that ended the session before it on the same connection starts the next
   // one; an end leaves nothing open (also when no session was open to end).
   if (ev.kind == K::open && ended_current_) {
-    std::uint64_t begin = 0, end = 0;
-    if (src_.span(begin, end)) spans_[ev.conn].emplace_back(begin, end);
+    note(ev);
   } else if (ev.kind == K::end) {
-    spans_.erase(ev.conn);
+    forget(ev.conn);
   }
   current_ = nullptr;
 }
@@ -74,18 +86,30 @@ struct Spans {
 };
 }  // namespace
 
+void LadderReplay::forget(const std::string& conn) {
+  if (auto it = spans_.find(conn); it != spans_.end()) {
+    noted_ -= it->second.size();
+    spans_.erase(it);
+  }
+}
+
 bool LadderReplay::complete(SessionResult& r) {
   if (r.traced) {  // its ladder was kept from the start (see trace_from_now)
-    spans_.erase(r.conn);
+    forget(r.conn);
     return true;
   }
   ++sessions_;
+  const bool problems = r.errors > 0 || r.warnings > 0;
   auto it = spans_.find(r.conn);
-  if (it == spans_.end()) return r.errors == 0 && r.warnings == 0;
+  if (it == spans_.end()) {
+    if (problems) ++unnoted_;
+    return !problems;
+  }
   const auto spans = std::move(it->second);
+  noted_ -= spans.size();
   spans_.erase(it);
   if (current_ && current_->conn == r.conn) ended_current_ = true;
-  if (r.errors == 0 && r.warnings == 0) return true;  // the report shows no ladder for it
+  if (!problems) return true;  // the report shows no ladder for it
   ++replayed_;
   // The session's lines (the event that ended it included: an end, or the open that
   // started the next session on its connection), read again.
@@ -120,7 +144,7 @@ bool LadderReplay::complete(SessionResult& r) {
 bool LadderReplay::trace_from_now() const {
   // Past 64 sessions, when more than one in four needs its ladder (a server whose every
   // session breaks a rule), reading them twice costs more than tracing them all.
-  return sessions_ >= 64 && replayed_ * 4 > sessions_;
+  return full_ || (sessions_ >= 64 && replayed_ * 4 > sessions_);
 }
 
 }  // namespace lockstep

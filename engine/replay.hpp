@@ -22,26 +22,40 @@ namespace lockstep {
 
 class LadderReplay {
  public:
+  // The events of open sessions noted at most by default (16 octets each): memory stays
+  // bounded. Past it, no more are noted, and the sessions that start afterwards are
+  // traced from the start (trace_from_now).
+  static constexpr std::size_t kMaxSpans = std::size_t{1} << 22;
+
   // `traced`: the limits of the second run (its ladder's size above all); `info` and
   // `name` as the Checker over `src` has them.
-  LadderReplay(const Source& src, SourceInfo info, std::string name, CheckerLimits traced);
+  LadderReplay(const Source& src, SourceInfo info, std::string name, CheckerLimits traced,
+               std::size_t max_spans = kMaxSpans);
 
   void before(const SourceEvent& ev);
   void after(const SourceEvent& ev);
   // A session the Checker ended. One with an error or a warning is checked again from
   // its lines and replaced by that run's result, ladder and all. False when its lines
-  // could not be read again as they were (the file changed): `r` then stays as it is,
-  // without a ladder.
+  // could not be read again as they were (the file changed) or were not noted (see
+  // kMaxSpans): `r` then stays as it is, without a ladder.
   bool complete(SessionResult& r);
   // Whether the sessions that start from now on had better be traced from the start
-  // (Checker::trace_new_sessions): most of those ended so far needed their ladder. A
-  // session that comes to complete() with a ladder is left as it is.
+  // (Checker::trace_new_sessions): most of those ended so far needed their ladder, or
+  // no more events are noted. complete() leaves a session traced from its start
+  // (SessionResult::traced) as it is.
   bool trace_from_now() const;
   // Sessions checked again, and those whose lines could not be read again.
   std::uint64_t replayed() const { return replayed_; }
   std::uint64_t failed() const { return failed_; }
+  // Sessions with problems whose lines were not noted: more than kMaxSpans events of
+  // open sessions were waiting (a recording of many long sessions that do not end).
+  std::uint64_t unnoted() const { return unnoted_; }
+
 
  private:
+  void note(const SourceEvent& ev);
+  void forget(const std::string& conn);
+
   const Source& src_;
   SourceInfo info_;
   std::string name_;
@@ -50,7 +64,10 @@ class LadderReplay {
   std::unordered_map<std::string, std::vector<std::pair<std::uint64_t, std::uint64_t>>> spans_;
   const SourceEvent* current_ = nullptr;  // the event being checked
   bool ended_current_ = false;            // complete() took the current event's connection
-  std::uint64_t sessions_ = 0, replayed_ = 0, failed_ = 0;
+  std::uint64_t sessions_ = 0, replayed_ = 0, failed_ = 0, unnoted_ = 0;
+  std::size_t max_spans_;
+  std::size_t noted_ = 0;  // spans held in spans_
+  bool full_ = false;      // kMaxSpans reached: no more noted
 };
 
 }  // namespace lockstep

@@ -945,18 +945,20 @@ std::string two_sessions(std::string_view stray) {
 
 struct Replayed {
   std::vector<SessionResult> results;
-  std::uint64_t replayed = 0, failed = 0;
+  std::uint64_t replayed = 0, failed = 0, unnoted = 0;
+  bool traced_from_now = false;
 };
 
 // Checks `path` without ladders, with LadderReplay; `change` runs after the first event
 // (the source has the small file in its block by then).
-Replayed check_replayed(const std::string& path, const std::function<void()>& change = {}) {
+Replayed check_replayed(const std::string& path, const std::function<void()>& change = {},
+                        std::size_t max_spans = LadderReplay::kMaxSpans) {
   std::string err;
   auto src = open_source(path, "jsonl", err);
   REQUIRE(src);
   REQUIRE(src->rereadable());
   Replayed out;
-  LadderReplay ladders(*src, src->info(), path, CheckerLimits{});
+  LadderReplay ladders(*src, src->info(), path, CheckerLimits{}, max_spans);
   CheckerLimits none;
   none.ladder = 0;
   Checker checker(src->info(), path, [&](SessionResult&& r) {
@@ -975,6 +977,8 @@ Replayed check_replayed(const std::string& path, const std::function<void()>& ch
   checker.finish();
   out.replayed = ladders.replayed();
   out.failed = ladders.failed();
+  out.unnoted = ladders.unnoted();
+  out.traced_from_now = ladders.trace_from_now();
   return out;
 }
 }  // namespace
@@ -1027,4 +1031,21 @@ TEST_CASE("a session whose lines changed in the file keeps its findings without 
   CHECK(stray.errors > 0);
   CHECK(stray.ladder.empty());
   CHECK_FALSE(stray.traced);
+}
+
+TEST_CASE("past its budget of noted events the replay notes no more, and says so", "[import][replay]") {
+  TempFile f(two_sessions("350 lockers\r\n"));
+  // The file has 18 events: with room for 40 the stray session gets its ladder; with 10,
+  // the open sessions' notes are dropped, it ends without one, and the sessions after
+  // it are to be traced from their start.
+  const Replayed room = check_replayed(f.path, {}, 40);
+  CHECK(room.replayed == 1);
+  CHECK(room.unnoted == 0);
+  CHECK_FALSE(room.traced_from_now);
+  const Replayed tight = check_replayed(f.path, {}, 10);
+  REQUIRE(tight.results.size() == 2);
+  CHECK(tight.replayed == 0);
+  CHECK(tight.unnoted == 1);
+  CHECK(tight.traced_from_now);
+  for (const auto& r : tight.results) CHECK(r.ladder.empty());
 }
