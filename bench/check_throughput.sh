@@ -2,8 +2,8 @@
 # Throughput of `lockstep check` on a large synthetic recording, measured against
 # `wc -l` and `grep -c '^250'` on the same file in the same run. lockstep runs twice per
 # round: with `--ladder none --format json` (every check and finding, no ladders: the
-# headline ratio) and as plain `lockstep check FILE` (the default text report, which keeps
-# each session's ladder until it knows whether the session had a problem). Also against
+# headline ratio) and as plain `lockstep check FILE` (the default text report, with the
+# ladders of the sessions that had problems). Also against
 # lockstep with its wide JSON decoder turned off (LOCKSTEP_NO_WIDE_DECODE=1), and against
 # jsonl_floor (bench/jsonl_floor.c, built here with cc when there is one): the least any
 # JSON Lines reader must do, finding every quote, backslash and line end. The machine this
