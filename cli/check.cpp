@@ -15,6 +15,10 @@
 
 namespace lockstep::cli {
 
+bool ladders_on_demand(const CheckOptions& o, const std::string& path, const Source& src) {
+  return o.format == "text" && o.ladder == "problems" && o.html.empty() && path != "-" && src.rereadable();
+}
+
 int run_check(const CheckOptions& o) {
   TextOptions to;
   to.color = o.color == "always" || (o.color == "auto" && o.format == "text" && isatty(STDOUT_FILENO) != 0);
@@ -65,19 +69,17 @@ int run_check(const CheckOptions& o) {
     // recording in a file, the sessions are checked without ladders, and those that turn
     // out to need one are checked again from their own lines (LadderReplay).
     const SourceInfo info = src->info();
-    const bool replay = o.format == "text" && to.ladder == TextOptions::Ladder::problems && o.html.empty() &&
-                        path != "-" && src->rereadable();
+    const bool replay = ladders_on_demand(o, path, *src);
     LadderReplay ladders(*src, info, path, limits);
-    const std::size_t ladder_size = limits.ladder;
     if (replay) limits.ladder = 0;
     Checker checker(info, path, [&](SessionResult&& r) {
       if (replay) {
-        const std::uint64_t failed = ladders.failed(), unnoted = ladders.unnoted();
-        if (!ladders.complete(r) && ladders.failed() == 1 && failed == 0)
+        const auto outcome = ladders.complete(r);
+        if (outcome == LadderReplay::Outcome::changed && ladders.failed() == 1)
           fmt::print(stderr, "lockstep check: {}: the lines of session {} could not be read again for its ladder (the "
                              "file changed while it was read?); its findings are shown without it\n",
                      path, r.conn);
-        if (ladders.unnoted() == 1 && unnoted == 0)
+        if (outcome == LadderReplay::Outcome::unnoted && ladders.unnoted() == 1)
           fmt::print(stderr, "lockstep check: {}: too many events of open sessions to keep track of: session {} and "
                              "others open at the time are shown without their ladders (--ladder all keeps them)\n",
                      path, r.conn);
@@ -96,15 +98,9 @@ int run_check(const CheckOptions& o) {
       }
     }, limits);
     SourceEvent ev;
-    bool traced_from_now = false;
     while (src->next(ev)) {
-      if (replay) ladders.before(ev);
-      checker.on(ev);
-      if (replay) ladders.after(ev);
-      if (replay && !traced_from_now && ladders.trace_from_now()) {
-        checker.trace_new_sessions(ladder_size);
-        traced_from_now = true;
-      }
+      if (replay) ladders.on(checker, ev);
+      else checker.on(ev);
     }
     checker.finish();
     if (!src->error().empty()) {

@@ -2,6 +2,10 @@
 #include <string>
 #include <vector>
 
+namespace lockstep {
+class Source;
+}
+
 namespace lockstep::cli {
 
 struct CheckOptions {
@@ -16,5 +20,10 @@ struct CheckOptions {
 
 // Runs `lockstep check`; returns the exit code: 0 clean, 1 error findings, 2 input error.
 int run_check(const CheckOptions& o);
+
+// Whether the check of `path` (read from `src`) takes the sessions' ladders on demand
+// (engine/replay.hpp): a text report that shows the ladders of the sessions with problems
+// only, of a recording in a regular file read by its name.
+bool ladders_on_demand(const CheckOptions& o, const std::string& path, const Source& src);
 
 }  // namespace lockstep::cli

@@ -78,8 +78,7 @@ void Totals::add(const SessionResult& r) {
 
 void write_text_session(std::FILE* out, const SessionResult& r, const TextOptions& o) {
   const Paint p{o.color};
-  const bool problems = r.errors > 0 || r.warnings > 0;
-  const bool ladder = o.ladder == TextOptions::Ladder::all || (o.ladder == TextOptions::Ladder::problems && problems);
+  const bool ladder = o.ladder == TextOptions::Ladder::all || (o.ladder == TextOptions::Ladder::problems && r.has_problems());
   std::map<std::uint32_t, const Finding*> by_id;
   for (const auto& f : r.findings) by_id[f.id] = &f;
 

@@ -50,6 +50,8 @@ struct SessionResult {
   Time start = 0, end = 0;
   bool desynced = false;
   bool traced = false;           // the ladder was kept from the session's first event
+  // An error or a warning: the sessions whose ladder a text report shows by default.
+  bool has_problems() const { return errors > 0 || warnings > 0; }
 };
 
 struct CheckerLimits {

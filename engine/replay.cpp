@@ -13,10 +13,23 @@ LadderReplay::LadderReplay(const Source& src, SourceInfo info, std::string name,
                            std::size_t max_spans)
     : src_(src), info_(std::move(info)), name_(std::move(name)), limits_(traced), max_spans_(max_spans) {}
 
-void LadderReplay::before(const SourceEvent& ev) {
+void LadderReplay::on(Checker& checker, const SourceEvent& ev) {
+  using K = SourceEvent::Kind;
   note(ev);
   current_ = &ev;
   ended_current_ = false;
+  checker.on(ev);
+  // An open that ended the session before it on the same connection starts the next
+  // one; an end leaves nothing open (also when no session was open to end).
+  if (ev.kind == K::open && ended_current_) note(ev);
+  else if (ev.kind == K::end) forget(ev.conn);
+  current_ = nullptr;
+  // Past 64 sessions, when more than one in four needs its ladder (a server whose every
+  // session breaks a rule), reading them twice costs more than tracing them all.
+  if (!tracing_ && (full_ || (sessions_ >= 64 && replayed_ * 4 > sessions_))) {
+    checker.trace_new_sessions(limits_.ladder);
+    tracing_ = true;
+  }
 }
 
 void LadderReplay::note(const SourceEvent& ev) {
@@ -30,18 +43,6 @@ void LadderReplay::note(const SourceEvent& ev) {
     spans_[ev.conn].emplace_back(begin, end);
     ++noted_;
   }
-}
-
-void LadderReplay::after(const SourceEvent& ev) {
-  using K = SourceEvent::Kind;
-  // An open that ended the session before it on the same connection starts the next
-  // one; an end leaves nothing open (also when no session was open to end).
-  if (ev.kind == K::open && ended_current_) {
-    note(ev);
-  } else if (ev.kind == K::end) {
-    forget(ev.conn);
-  }
-  current_ = nullptr;
 }
 
 namespace {
@@ -93,34 +94,38 @@ void LadderReplay::forget(const std::string& conn) {
   }
 }
 
-bool LadderReplay::complete(SessionResult& r) {
-  if (r.traced) {  // its ladder was kept from the start (see trace_from_now)
+LadderReplay::Outcome LadderReplay::complete(SessionResult& r) {
+  if (r.traced) {  // its ladder was kept from the start
     forget(r.conn);
-    return true;
+    return Outcome::as_is;
   }
   ++sessions_;
-  const bool problems = r.errors > 0 || r.warnings > 0;
   auto it = spans_.find(r.conn);
   if (it == spans_.end()) {
-    if (problems) ++unnoted_;
-    return !problems;
+    if (!r.has_problems()) return Outcome::as_is;
+    ++unnoted_;
+    return Outcome::unnoted;
   }
   const auto spans = std::move(it->second);
   noted_ -= spans.size();
   spans_.erase(it);
   if (current_ && current_->conn == r.conn) ended_current_ = true;
-  if (!problems) return true;  // the report shows no ladder for it
+  if (!r.has_problems()) return Outcome::as_is;  // the report shows no ladder for it
   ++replayed_;
-  // The session's lines (the event that ended it included: an end, or the open that
-  // started the next session on its connection), read again.
+  const Outcome o = replay(r, spans);
+  if (o == Outcome::changed) ++failed_;
+  return o;
+}
+
+// The session's lines (the event that ended it included: an end, or the open that
+// started the next session on its connection), read again and checked with the ladder.
+LadderReplay::Outcome LadderReplay::replay(SessionResult& r,
+                                           const std::vector<std::pair<std::uint64_t, std::uint64_t>>& spans) {
   Spans stream{&src_, &spans};
   cookie_io_functions_t io{};
   io.read = &Spans::read;
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(::fopencookie(&stream, "r", io), std::fclose);
-  if (!f) {
-    ++failed_;
-    return false;
-  }
+  if (!f) return Outcome::changed;
   auto source = make_jsonl_source(std::make_unique<LineReader>(f.get()));
   std::optional<SessionResult> traced;
   Checker again(info_, name_, [&](SessionResult&& x) {
@@ -133,18 +138,10 @@ bool LadderReplay::complete(SessionResult& r) {
   if (stream.failed || !traced || traced->conn != r.conn || traced->commands != r.commands ||
       traced->replies != r.replies || traced->errors != r.errors || traced->warnings != r.warnings ||
       traced->notes != r.notes || traced->findings.size() != r.findings.size() || traced->desynced != r.desynced ||
-      traced->final_state != r.final_state) {
-    ++failed_;
-    return false;
-  }
+      traced->final_state != r.final_state)
+    return Outcome::changed;
   r = std::move(*traced);
-  return true;
-}
-
-bool LadderReplay::trace_from_now() const {
-  // Past 64 sessions, when more than one in four needs its ladder (a server whose every
-  // session breaks a rule), reading them twice costs more than tracing them all.
-  return full_ || (sessions_ >= 64 && replayed_ * 4 > sessions_);
+  return Outcome::replayed;
 }
 
 }  // namespace lockstep

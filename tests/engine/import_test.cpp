@@ -945,6 +945,7 @@ std::string two_sessions(std::string_view stray) {
 
 struct Replayed {
   std::vector<SessionResult> results;
+  std::vector<LadderReplay::Outcome> outcomes;  // in the order the sessions ended
   std::uint64_t replayed = 0, failed = 0, unnoted = 0;
   bool traced_from_now = false;
 };
@@ -962,15 +963,13 @@ Replayed check_replayed(const std::string& path, const std::function<void()>& ch
   CheckerLimits none;
   none.ladder = 0;
   Checker checker(src->info(), path, [&](SessionResult&& r) {
-    ladders.complete(r);
+    out.outcomes.push_back(ladders.complete(r));
     out.results.push_back(std::move(r));
   }, none);
   SourceEvent ev;
   bool first = true;
   while (src->next(ev)) {
-    ladders.before(ev);
-    checker.on(ev);
-    ladders.after(ev);
+    ladders.on(checker, ev);
     if (first && change) change();
     first = false;
   }
@@ -978,7 +977,7 @@ Replayed check_replayed(const std::string& path, const std::function<void()>& ch
   out.replayed = ladders.replayed();
   out.failed = ladders.failed();
   out.unnoted = ladders.unnoted();
-  out.traced_from_now = ladders.trace_from_now();
+  out.traced_from_now = ladders.tracing_from_start();
   return out;
 }
 }  // namespace
@@ -989,6 +988,8 @@ TEST_CASE("a session with problems gets its ladder from its lines read again, th
   REQUIRE(r.results.size() == 2);
   CHECK(r.replayed == 1);
   CHECK(r.failed == 0);
+  for (std::size_t i = 0; i < 2; ++i)
+    CHECK(r.outcomes[i] == (r.results[i].conn == "b" ? LadderReplay::Outcome::replayed : LadderReplay::Outcome::as_is));
   const SessionResult& clean = r.results[0].conn == "a" ? r.results[0] : r.results[1];
   const SessionResult& stray = r.results[0].conn == "b" ? r.results[0] : r.results[1];
   CHECK(clean.errors == 0);
@@ -1027,6 +1028,8 @@ TEST_CASE("a session whose lines changed in the file keeps its findings without 
   REQUIRE(r.results.size() == 2);
   CHECK(r.replayed == 1);
   CHECK(r.failed == 1);
+  for (std::size_t i = 0; i < 2; ++i)
+    CHECK(r.outcomes[i] == (r.results[i].conn == "b" ? LadderReplay::Outcome::changed : LadderReplay::Outcome::as_is));
   const SessionResult& stray = r.results[0].conn == "b" ? r.results[0] : r.results[1];
   CHECK(stray.errors > 0);
   CHECK(stray.ladder.empty());
@@ -1047,5 +1050,8 @@ TEST_CASE("past its budget of noted events the replay notes no more, and says so
   CHECK(tight.replayed == 0);
   CHECK(tight.unnoted == 1);
   CHECK(tight.traced_from_now);
+  for (std::size_t i = 0; i < 2; ++i)
+    CHECK(tight.outcomes[i] ==
+          (tight.results[i].conn == "b" ? LadderReplay::Outcome::unnoted : LadderReplay::Outcome::as_is));
   for (const auto& r : tight.results) CHECK(r.ladder.empty());
 }
