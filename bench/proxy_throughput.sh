@@ -431,7 +431,7 @@ report=$(awk -F'\t' -v relays="${RELAYS[*]}" '
   {
     cell = $2; relay = $3
     if (!(cell in seen)) { seen[cell] = 1; cells[++nc] = cell; desc[cell] = sprintf("%s sess, %s B, %s rcpt, %s", $4, $5, $6, $7 == "new" ? "new conn/msg" : "1 conn/session") }
-    rate[cell, relay, $1] = $10; ok[cell, relay, $1] = $15; msgs[cell] = $8; rounds[$1] = 1
+    rate[cell, relay, $1] = $10; ok[cell, relay, $1] = $15; msgs[cell] = $8; rounds[$1] = 1; cpu[cell, relay, $1] = $11 / $8 * 1e6
     if ($15 == 1) {
       n = ++nr[cell, relay]; R[cell, relay, n] = $10
       C[cell, relay, n] = $11 / $8 * 1e6; K[cell, relay, n] = $12 / $8 * 1e6; S[cell, relay, n] = $13 / $8 * 1e6
@@ -469,6 +469,27 @@ report=$(awk -F'\t' -v relays="${RELAYS[*]}" '
       cell = cells[ci]; printf "| %s |", cell
       for (k = 2; k <= nrel; k++) printf " %s |", mc[cell, rl[k]] < 0 ? "n/a" : sprintf("%.1f", mc[cell, rl[k]])
       printf " %.1f | %.1f |\n", mk[cell, "direct"], ms[cell, "direct"]
+    }
+    # Each lockstep against haproxy, round by round (the two ran minutes apart at most, so
+    # the machine'"'"'s drift cancels better than in the ratios to direct): the median of the
+    # per-round ratios, and in how many rounds lockstep was at least as fast (used at most
+    # as much CPU).
+    for (k = 1; k <= nrel; k++) has[rl[k]] = 1
+    for (k = 1; k <= nrel; k++) {
+      relay = rl[k]
+      if (!("haproxy" in has) || relay !~ /^lockstep/) continue
+      printf "\n%s against haproxy, round by round (median of the per-round ratios; in brackets, the rounds %s was at least as fast, or used at most as much CPU):\n\n", relay, relay
+      printf "| cell | messages/s, %s / haproxy | CPU per message, %s / haproxy |\n|---|---:|---:|\n", relay, relay
+      for (ci = 1; ci <= nc; ci++) {
+        cell = cells[ci]; n = 0; fast = 0; lean = 0
+        for (r in rounds) if (ok[cell, relay, r] == 1 && ok[cell, "haproxy", r] == 1 && rate[cell, "haproxy", r] > 0 && cpu[cell, "haproxy", r] > 0) {
+          a[++n] = rate[cell, relay, r] / rate[cell, "haproxy", r]; b[n] = cpu[cell, relay, r] / cpu[cell, "haproxy", r]
+          fast += a[n] >= 1; lean += b[n] <= 1
+        }
+        if (n == 0) printf "| %s | n/a | n/a |\n", cell
+        else printf "| %s | %.2f (%d/%d) | %.2f (%d/%d) |\n", cell, median(a, n), fast, n, median(b, n), lean, n
+        delete a; delete b
+      }
     }
   }' "$tsv")
 
