@@ -59,20 +59,20 @@ void Session::Impl::check_capabilities(const Reply& r) {
   if (c.greeting_domain_bad)
     find_reply("SMTP-4.1.1.1-EHLO-RESPONSE-SYNTAX", r,
                "the first line of the LHLO reply must carry the server's domain (RFC 5321 §4.1.1.1)");
-  for (const auto& k : c.keywords) {
+  for (const auto& k : c.keywords()) {
     if (k.bad_syntax)
       find_reply("SMTP-4.1.1.1-EHLO-RESPONSE-SYNTAX", r,
                  fmt::format("capability line '{}' is not ehlo-keyword *(SP ehlo-param) (RFC 5321 §4.1.1.1)",
                              escape_bytes(k.name, 40)));
-    auto no_param = [&](std::string_view name, std::string_view rid, std::string_view rfc) {
-      if (iequals(k.name, name) && !k.params.empty())
+    auto no_param = [&](Kw kw, std::string_view name, std::string_view rid, std::string_view rfc) {
+      if (k.kw == kw && !k.params.empty())
         find_reply(rid, r, fmt::format("the {} keyword takes no parameter ({})", name, rfc));
     };
-    no_param("ENHANCEDSTATUSCODES", "ESC-3-KEYWORD-NO-PARAM", "RFC 2034 §3");
-    no_param("8BITMIME", "8BITMIME-2-KEYWORD-NO-PARAM", "RFC 6152 §2");
-    no_param("SMTPUTF8", "SMTPUTF8-3.1-KEYWORD-NO-PARAM", "RFC 6531 §3.1");
-    no_param("DSN", "DSN-2-KEYWORD-NO-PARAM", "RFC 3461 §2");
-    if (iequals(k.name, "SIZE") && !k.params.empty()) {
+    no_param(Kw::enhancedstatuscodes, "ENHANCEDSTATUSCODES", "ESC-3-KEYWORD-NO-PARAM", "RFC 2034 §3");
+    no_param(Kw::eightbitmime, "8BITMIME", "8BITMIME-2-KEYWORD-NO-PARAM", "RFC 6152 §2");
+    no_param(Kw::smtputf8, "SMTPUTF8", "SMTPUTF8-3.1-KEYWORD-NO-PARAM", "RFC 6531 §3.1");
+    no_param(Kw::dsn, "DSN", "DSN-2-KEYWORD-NO-PARAM", "RFC 3461 §2");
+    if (k.kw == Kw::size && !k.params.empty()) {
       const std::string& p = k.params[0];
       const bool digits = !p.empty() && std::all_of(p.begin(), p.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
       if (!digits || k.params.size() > 1)
@@ -371,9 +371,9 @@ void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
       case Verb::bdat: listed = tcaps.chunking; break;
       case Verb::starttls: listed = tcaps.starttls; break;
       case Verb::auth: listed = tcaps.auth; break;
-      case Verb::expn: listed = tcaps.has("EXPN"); break;
-      case Verb::etrn: listed = tcaps.has("ETRN"); break;
-      case Verb::help: listed = tcaps.has("HELP"); break;
+      case Verb::expn: listed = tcaps.has(Kw::expn); break;
+      case Verb::etrn: listed = tcaps.has(Kw::etrn); break;
+      case Verb::help: listed = tcaps.has(Kw::help); break;
       default: break;
     }
     if (!listed)
@@ -412,8 +412,8 @@ void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
                &s);
   if ((code == 500 || code == 502) && tcaps.known) {
     const bool advertised = (v == Verb::bdat && tcaps.chunking) || (v == Verb::starttls && tcaps.starttls) ||
-                            (v == Verb::auth && tcaps.auth) || (v == Verb::expn && tcaps.has("EXPN")) ||
-                            (v == Verb::help && tcaps.has("HELP"));
+                            (v == Verb::auth && tcaps.auth) || (v == Verb::expn && tcaps.has(Kw::expn)) ||
+                            (v == Verb::help && tcaps.has(Kw::help));
     if (advertised && well_formed)
       find_reply("SMTP-4.2.4-NO-ADVERTISED-502", r,
                  fmt::format("{} was advertised in the LHLO reply but got {} (RFC 5321 §4.2.4)", to_string(v), code), &s);
@@ -595,8 +595,8 @@ void Session::Impl::check_pair(const Slot& s, const Reply& r, State before) {
           (goes_on || (cls >= 4 && code != 504 && code != 501 && code != 421 && code != 503))) {
         const std::string mech(c.arg.substr(0, c.arg.find(' ')));
         bool listed = false;
-        for (const auto& k : tcaps.keywords)
-          if (iequals(k.name, "AUTH"))
+        for (const auto& k : tcaps.keywords())
+          if (k.kw == Kw::auth)
             for (const auto& m : k.params) listed = listed || iequals(m, mech);
         if (!listed)
           find_reply("AUTH-4-UNKNOWN-MECH-504", r,

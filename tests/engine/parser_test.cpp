@@ -1,7 +1,11 @@
 // Framing and parsers, on whole input, byte by byte and split at every position.
 #include <catch2/catch.hpp>
 
+#include <fmt/format.h>
+
+#include <iterator>
 #include <optional>
+#include <utility>
 
 #include "engine/capabilities.hpp"
 #include "engine/command.hpp"
@@ -281,6 +285,54 @@ TEST_CASE("the LHLO reply gives the capabilities", "[parser][capabilities]") {
   CHECK(c.auth);
   CHECK_FALSE(c.chunking);
   CHECK(c.has("auth"));
+}
+
+TEST_CASE("each known LHLO keyword is told apart once, in any case, and nothing else is taken for one",
+          "[parser][capabilities]") {
+  const std::pair<std::string_view, Kw> known[] = {
+      {"PIPELINING", Kw::pipelining}, {"EnhancedStatusCodes", Kw::enhancedstatuscodes}, {"chunking", Kw::chunking},
+      {"BINARYMIME", Kw::binarymime}, {"8bitmime", Kw::eightbitmime}, {"SmtpUtf8", Kw::smtputf8}, {"dsn", Kw::dsn},
+      {"STARTTLS", Kw::starttls}, {"Auth", Kw::auth}, {"SIZE", Kw::size}, {"expn", Kw::expn}, {"ETRN", Kw::etrn},
+      {"help", Kw::help}};
+  // Same length and first letter as a known one, or one letter more or less.
+  const std::string_view others[] = {"PIPELININ", "PIPELININGS", "PIPELINENG", "ENHANCEDSTATUSCODE", "CHUNKINK",
+                                     "BINARYMIMX", "8BITMIMX", "SMTPUTF7", "DSX", "DS", "STARTTLX", "AUTX", "SIZ",
+                                     "SIZES", "EXPX", "ETRX", "HELO", "XCLIENT", "X-DSN"};
+  Reply r;
+  r.lines.emplace_back("250-lmtp.test");
+  for (const auto& [name, kw] : known) r.lines.emplace_back(fmt::format("250-{}", name));
+  for (const auto& name : others) r.lines.emplace_back(fmt::format("250-{} x", name));
+  r.lines.emplace_back("250 END");
+  const Capabilities c = parse_capabilities(r);
+  REQUIRE(c.keywords().size() == std::size(known) + std::size(others) + 1);
+  for (std::size_t i = 0; i < std::size(known); ++i) {
+    CAPTURE(known[i].first);
+    CHECK(c.keywords()[i].kw == known[i].second);
+    CHECK(c.has(known[i].second));
+  }
+  for (std::size_t i = 0; i < std::size(others); ++i) {
+    CAPTURE(others[i]);
+    CHECK(c.keywords()[std::size(known) + i].kw == Kw::other);
+  }
+  CHECK((c.pipelining && c.enhanced_codes && c.chunking && c.binarymime && c.eightbit && c.smtputf8 && c.dsn &&
+         c.starttls && c.auth && c.size));
+
+  // Only the keyword itself sets its flag.
+  Reply near;
+  near.lines = {"250-lmtp.test"};
+  for (const auto& name : others) near.lines.emplace_back(fmt::format("250-{}", name));
+  near.lines.emplace_back("250 8BITMIMES");
+  const Capabilities n = parse_capabilities(near);
+  CHECK_FALSE((n.pipelining || n.enhanced_codes || n.chunking || n.binarymime || n.eightbit || n.smtputf8 || n.dsn ||
+               n.starttls || n.auth || n.size));
+  CHECK_FALSE(n.has(Kw::help));
+  CHECK(n.has("helo"));
+
+  // A copy shares the list; none is read before an LHLO reply.
+  const Capabilities copy = c;
+  CHECK(&copy.keywords() == &c.keywords());
+  CHECK(Capabilities{}.keywords().empty());
+  CHECK(Capabilities::assume_all().keywords().empty());
 }
 
 namespace {
