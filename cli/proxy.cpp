@@ -114,6 +114,8 @@ int run_proxy(const ProxyCliOptions& o) {
   };
   web::Store store;
   hooks.tape = [&](const std::string& conn, std::string&& tape, bool truncated) { store.tape(conn, std::move(tape), truncated); };
+  // Whether a session's end is printed.
+  const auto printed = [&](const SessionResult& r) { return json || !o.quiet || r.errors > 0; };
   hooks.session = [&](SessionResult&& r) {
     if (po.intercept) store.ended(r);
     std::lock_guard lock(out_mu);
@@ -125,7 +127,7 @@ int run_proxy(const ProxyCliOptions& o) {
                             {"warnings", r.warnings}, {"notes", r.notes}, {"desynced", r.desynced},
                             {"narrative", std::move(nar)}};
       fmt::print("{}\n", boost::json::serialize(j));
-    } else if (!o.quiet || r.errors > 0) {
+    } else if (printed(r)) {
       fmt::print("[conn {}] closed: {} commands, {} replies, {} error(s), {} warning(s), {} note(s){}\n", r.conn,
                  r.commands, r.replies, r.errors, r.warnings, r.notes, r.desynced ? paint("1;31", "; lockstep broken") : "");
       for (const auto& n : r.narrative) fmt::print("[conn {}]   {}\n", r.conn, n);
@@ -134,6 +136,9 @@ int run_proxy(const ProxyCliOptions& o) {
     }
     flush_soon();
   };
+  // What hooks.session shows: every session but the clean ones under --quiet (and the web
+  // view lists them all).
+  hooks.reports = [&](const SessionResult& r) { return printed(r) || po.intercept; };
   hooks.event = [&](const std::string& conn, const std::string& text) {
     if (o.quiet && text.rfind("open ", 0) == 0) return;
     std::lock_guard lock(out_mu);

@@ -463,9 +463,10 @@ void Recorder::flush() {
   wait_written();
 }
 
-void Recorder::end(std::string_view conn) {
+void Recorder::end(std::string_view conn, bool now) {
   std::lock_guard lock(mu_);
   if (!per_connection_) {
+    if (!now && timer_) return;  // the end's own line armed the timer
     flush_locked(main_, true);
     wait_written();  // in the file before the session is reported
     return;

@@ -36,8 +36,9 @@ class Recorder {
   // the content check; otherwise ix is left invalid.
   void data(std::string_view conn, Time t, Dir dir, std::string_view bytes, TextIndex* ix = nullptr);
   // The connection is over: what it recorded is written, and its file (per-connection
-  // mode) is closed.
-  void end(std::string_view conn);
+  // mode) is closed. With `now` false, the single file's events wait for the next flush
+  // (by size or the timer) like any others.
+  void end(std::string_view conn, bool now = true);
   // Writes what is buffered.
   void flush();
   // Reopens the files (after log rotation, SIGHUP).

@@ -115,8 +115,9 @@ struct Proxy::Conn {
         hooks(&h),
         checker(
             SourceInfo{"proxy", true, true, false, "live: both streams in the order the proxy read them"}, "proxy",
-            [&h](SessionResult&& r) {
-              if (h.session) h.session(std::move(r));
+            [this, &h](SessionResult&& r) {
+              if (ending_now) ended = std::move(r);  // end() reports it once the recording is written
+              else if (h.session) h.session(std::move(r));
             },
             // No ladder unless the web view shows it: memory per connection stays small.
             CheckerLimits{o.intercept ? 2000u : 0u, o.intercept ? 500u : 100u, 60, o.redact}) {
@@ -243,14 +244,17 @@ struct Proxy::Conn {
     ev.conn = id;
     ev.time = now_us();
     const std::string line = jsonl_end(ev.time, id);
-    // The connection's events reach the file before its session is reported.
-    if (recorder) {
-      recorder->write(id, line);
-      recorder->end(id);
-    }
+    if (recorder) recorder->write(id, line);
     keep(line);
+    ending_now = true;
     checker.on(ev);
+    ending_now = false;
     refresh();
+    // The connection's events reach the file before its session is reported (and its own
+    // file, per connection, is closed either way).
+    if (recorder) recorder->end(id, !ended || !hooks->reports || hooks->reports(*ended));
+    if (ended && hooks->session) hooks->session(std::move(*ended));
+    ended.reset();
   }
   void close_sockets() {
     if (hold_timer) hold_timer->cancel();
@@ -376,6 +380,9 @@ struct Proxy::Conn {
   Recorder* recorder;
   const ProxyHooks* hooks;
   Checker checker;
+  // While end() hands the end to the checker: the session's result, reported by end().
+  bool ending_now = false;
+  std::optional<SessionResult> ended;
   bool closed_dir[2] = {false, false};
   std::uint64_t client_bytes = 0;  // client octets seen so far (stream offset)
   std::chrono::steady_clock::time_point activity = std::chrono::steady_clock::now();

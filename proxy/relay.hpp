@@ -92,6 +92,11 @@ struct Snapshot {
 struct ProxyHooks {
   std::function<void(const std::string& conn, const Finding&)> finding;
   std::function<void(SessionResult&&)> session;     // a connection ended
+  // Whether `session` shows this session anywhere (prints it, say). A connection's end
+  // writes its recording before the session is reported; one reported nowhere leaves it
+  // to the recorder's next flush (within the flush delay), which spares a write per
+  // connection. Unset: every session counts as reported.
+  std::function<bool(const SessionResult&)> reports;
   std::function<void(const std::string& conn, const std::string& text)> event;  // opened, upstream errors
   std::function<void(const std::string& conn, const Event&)> trace;  // every engine event (live ladder)
   std::function<void()> stopped;  // after stop(): the open sessions are ending or closed

@@ -34,9 +34,13 @@ using asio::ip::tcp;
 namespace harness {
 // A proxy on its own thread, with everything it reports collected.
 struct RunningProxy {
+  // `reports` becomes the hooks' (unset: every session is reported); `on_session` sees
+  // each session as it is reported, on the connection's thread.
   explicit RunningProxy(const std::string& upstream, const std::string& record = {},
                         const std::string& listen = "127.0.0.1:0", unsigned threads = 1,
-                        const std::function<void(proxy::ProxyOptions&)>& tweak = {}) {
+                        const std::function<void(proxy::ProxyOptions&)>& tweak = {},
+                        std::function<bool(const SessionResult&)> reports = {},
+                        std::function<void(const SessionResult&)> on_session = {}) {
     std::string err;
     proxy::ProxyOptions o;
     o.listen = proxy::parse_address(listen, err).value();
@@ -51,7 +55,9 @@ struct RunningProxy {
       std::lock_guard lock(mu);
       live.emplace_back(conn, f);
     };
-    h.session = [this](SessionResult&& r) {
+    h.reports = std::move(reports);
+    h.session = [this, on_session = std::move(on_session)](SessionResult&& r) {
+      if (on_session) on_session(r);
       std::lock_guard lock(mu);
       sessions.push_back(std::move(r));
       session_threads.push_back(std::this_thread::get_id());  // the connection's thread

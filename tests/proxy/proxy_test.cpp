@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <future>
 #include <map>
+#include <mutex>
 
 #include <boost/asio/read.hpp>
 #include <fmt/format.h>
@@ -497,6 +498,60 @@ TEST_CASE("the recording of an open connection reaches the file within the flush
     CHECK(results[0].commands == 5);
     px.stop();
   }
+  std::filesystem::remove(rec);
+}
+
+TEST_CASE("a session reported nowhere leaves its recording to the next flush; a reported one is on file first",
+          "[proxy][record]") {
+  proxy::ToyLmtpServer server;
+  const std::string rec = temp_path("reports.jsonl");
+  std::filesystem::remove(rec);
+  {
+    // One thread: the flush timer cannot run while a connection ends, so what the file
+    // holds when the session is reported is what the end itself wrote.
+    std::atomic<bool> report{true};
+    std::mutex seen_mu;
+    std::vector<std::pair<std::string, bool>> on_file;  // conn, its end event on file when reported
+    RunningProxy px(
+        "127.0.0.1:" + std::to_string(server.port()), rec, "127.0.0.1:0", 1, {},
+        [&](const SessionResult&) { return report.load(); },
+        [&](const SessionResult& r) {
+          const bool there = slurp(rec).find("\"conn\":\"" + r.conn + "\",\"ev\":\"end\"") != std::string::npos;
+          std::lock_guard lock(seen_mu);
+          on_file.emplace_back(r.conn, there);
+        });
+    auto one_session = [&](std::size_t want) {
+      asio::io_context io;
+      std::string buf;
+      tcp::socket s = open_to_354(io, px.port(), buf);
+      asio::write(s, asio::buffer(std::string("hi\r\n.\r\nQUIT\r\n")));
+      read_until(s, buf, "221 2.0.0 bye\r\n");
+      s.close();
+      for (int i = 0; i < 200 && px.session_count() < want; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      REQUIRE(px.session_count() == want);
+    };
+    one_session(1);
+    report = false;
+    one_session(2);
+    {
+      std::lock_guard lock(seen_mu);
+      REQUIRE(on_file.size() == 2);
+      CHECK(on_file[0].second);        // reported: on file before the report
+      CHECK_FALSE(on_file[1].second);  // reported nowhere: still in the recorder's block
+    }
+    // ... and on file within the flush delay (waited for up to 40 times that).
+    const std::string end2 = "\"conn\":\"" + on_file[1].first + "\",\"ev\":\"end\"";
+    bool there = false;
+    for (int i = 0; i < 80 && !there; ++i) {
+      std::this_thread::sleep_for(proxy::kRecordFlushDelay / 2);
+      there = slurp(rec).find(end2) != std::string::npos;
+    }
+    CHECK(there);
+    px.stop();
+  }
+  const auto results = offline_results(rec);
+  REQUIRE(results.size() == 2);
+  for (const auto& r : results) CHECK(r.commands == 5);
   std::filesystem::remove(rec);
 }
 
