@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "engine/jsonl.hpp"
+#include "proxy/recorder.hpp"
 #include "tests/proxy/harness.hpp"
 
 
@@ -499,6 +500,33 @@ TEST_CASE("the recording of an open connection reaches the file within the flush
     px.stop();
   }
   std::filesystem::remove(rec);
+}
+
+TEST_CASE("the recorder's brief mutex lets one thread in at a time, spinning or asleep", "[proxy][record]") {
+  proxy::BriefMutex m;
+  std::uint64_t count = 0;  // not atomic: only the mutex keeps the increments whole
+  std::atomic<int> inside{0}, most{0};
+  auto work = [&](int n, bool hold_long) {
+    for (int i = 0; i < n; ++i) {
+      std::lock_guard lock(m);
+      const int now = ++inside;
+      if (now > most) most = now;
+      const std::uint64_t v = count;
+      // Now and then a hold longer than the spin, so that waiters also go to sleep.
+      if (hold_long && i % 500 == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
+      count = v + 1;
+      --inside;
+    }
+  };
+  std::thread a(work, 20000, true), b(work, 20000, false), c(work, 20000, false);
+  a.join();
+  b.join();
+  c.join();
+  CHECK(count == 60000);
+  CHECK(most == 1);
+  CHECK(m.try_lock());
+  CHECK_FALSE(m.try_lock());
+  m.unlock();
 }
 
 TEST_CASE("a session reported nowhere leaves its recording to the next flush; a reported one is on file first",
