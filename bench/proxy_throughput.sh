@@ -51,7 +51,9 @@
 # prints only errors); lines other than the two known smtp-sink findings go to
 # DIR/lockstep-unexpected.txt.
 #
-# Output: Markdown tables on stdout (also DIR/results.md); raw rows in
+# Output: Markdown tables on stdout (also DIR/results.md): messages/s and their ratios
+# to direct, CPU per message, each lockstep against haproxy round by round (when both
+# run), the NOOP latency; raw rows in
 # DIR/rounds.tsv; latency samples in DIR/latency-*.tsv; relay logs in DIR.
 # Bounded in time: every smtp-source run is under `timeout`, --max-time caps the
 # whole run, and every process the script starts is killed on exit.
