@@ -950,6 +950,20 @@ struct Replayed {
   bool traced_from_now = false;
 };
 
+// The session of connection `conn` among the two of two_sessions().
+const SessionResult& of_conn(const std::vector<SessionResult>& two, std::string_view conn) {
+  REQUIRE(two.size() == 2);
+  return two[0].conn == conn ? two[0] : two[1];
+}
+
+// Session b, the one with the stray reply, came out as `b`; the clean session a as it was.
+void check_outcomes(const Replayed& r, LadderReplay::Outcome b) {
+  REQUIRE(r.results.size() == 2);
+  REQUIRE(r.outcomes.size() == 2);
+  for (std::size_t i = 0; i < 2; ++i)
+    CHECK(r.outcomes[i] == (r.results[i].conn == "b" ? b : LadderReplay::Outcome::as_is));
+}
+
 // Checks `path` without ladders, with LadderReplay; `change` runs after the first event
 // (the source has the small file in its block by then).
 Replayed check_replayed(const std::string& path, const std::function<void()>& change = {},
@@ -985,13 +999,11 @@ Replayed check_replayed(const std::string& path, const std::function<void()>& ch
 TEST_CASE("a session with problems gets its ladder from its lines read again, the others none", "[import][replay]") {
   TempFile f(two_sessions("350 lockers\r\n"));
   const Replayed r = check_replayed(f.path);
-  REQUIRE(r.results.size() == 2);
+  check_outcomes(r, LadderReplay::Outcome::replayed);
   CHECK(r.replayed == 1);
   CHECK(r.failed == 0);
-  for (std::size_t i = 0; i < 2; ++i)
-    CHECK(r.outcomes[i] == (r.results[i].conn == "b" ? LadderReplay::Outcome::replayed : LadderReplay::Outcome::as_is));
-  const SessionResult& clean = r.results[0].conn == "a" ? r.results[0] : r.results[1];
-  const SessionResult& stray = r.results[0].conn == "b" ? r.results[0] : r.results[1];
+  const SessionResult& clean = of_conn(r.results, "a");
+  const SessionResult& stray = of_conn(r.results, "b");
   CHECK(clean.errors == 0);
   CHECK(clean.ladder.empty());
   CHECK(stray.errors > 0);
@@ -1005,7 +1017,7 @@ TEST_CASE("a session with problems gets its ladder from its lines read again, th
   SourceEvent ev;
   while (src->next(ev)) checker.on(ev);
   checker.finish();
-  const SessionResult& want = full[0].conn == "b" ? full[0] : full[1];
+  const SessionResult& want = of_conn(full, "b");
   REQUIRE(want.ladder.size() == stray.ladder.size());
   for (std::size_t i = 0; i < want.ladder.size(); ++i) {
     CHECK(want.ladder[i].text == stray.ladder[i].text);
@@ -1025,12 +1037,10 @@ TEST_CASE("a session whose lines changed in the file keeps its findings without 
   REQUIRE(before.size() == after.size());
   TempFile f(before);
   const Replayed r = check_replayed(f.path, [&] { std::ofstream(f.path, std::ios::binary) << after; });
-  REQUIRE(r.results.size() == 2);
+  check_outcomes(r, LadderReplay::Outcome::changed);
   CHECK(r.replayed == 1);
   CHECK(r.failed == 1);
-  for (std::size_t i = 0; i < 2; ++i)
-    CHECK(r.outcomes[i] == (r.results[i].conn == "b" ? LadderReplay::Outcome::changed : LadderReplay::Outcome::as_is));
-  const SessionResult& stray = r.results[0].conn == "b" ? r.results[0] : r.results[1];
+  const SessionResult& stray = of_conn(r.results, "b");
   CHECK(stray.errors > 0);
   CHECK(stray.ladder.empty());
   CHECK_FALSE(stray.traced);
@@ -1046,12 +1056,9 @@ TEST_CASE("past its budget of noted events the replay notes no more, and says so
   CHECK(room.unnoted == 0);
   CHECK_FALSE(room.traced_from_now);
   const Replayed tight = check_replayed(f.path, {}, 10);
-  REQUIRE(tight.results.size() == 2);
+  check_outcomes(tight, LadderReplay::Outcome::unnoted);
   CHECK(tight.replayed == 0);
   CHECK(tight.unnoted == 1);
   CHECK(tight.traced_from_now);
-  for (std::size_t i = 0; i < 2; ++i)
-    CHECK(tight.outcomes[i] ==
-          (tight.results[i].conn == "b" ? LadderReplay::Outcome::unnoted : LadderReplay::Outcome::as_is));
   for (const auto& r : tight.results) CHECK(r.ladder.empty());
 }

@@ -524,9 +524,17 @@ TEST_CASE("the recorder's brief mutex lets one thread in at a time, spinning or 
   c.join();
   CHECK(count == 60000);
   CHECK(most == 1);
-  CHECK(m.try_lock());
-  CHECK_FALSE(m.try_lock());
+  // Held, it turns another thread away (a second try from the holder is undefined).
+  REQUIRE(m.try_lock());
+  bool other = true;
+  std::thread([&] { other = m.try_lock(); }).join();
+  CHECK_FALSE(other);
   m.unlock();
+  std::thread([&] {
+    other = m.try_lock();
+    if (other) m.unlock();
+  }).join();
+  CHECK(other);
 }
 
 TEST_CASE("a session reported nowhere leaves its recording to the next flush; a reported one is on file first",
